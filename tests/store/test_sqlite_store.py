@@ -1,0 +1,102 @@
+"""The SQLite state store: admission is atomic across threads and processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from vertex_tools.decision import Reason
+from vertex_tools.policy.durations import Rate
+from vertex_tools.store import Admission, RateKey, SpendRequest, SqliteStore
+from vertex_tools.tokens import mint_token
+
+NOW = 1_800_000_000.0
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteStore:
+    s = SqliteStore(tmp_path / "vertex.db")
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def test_tokens_round_trip_and_revoke(store: SqliteStore) -> None:
+    issued = mint_token("g", now=NOW, ttl=60)
+    store.add_token(issued.record)
+    assert store.get_token(issued.record.token_id) == issued.record
+    assert store.get_token("tk_bbbbbbbbbbbbbbbb") is None
+    revoked = store.revoke_token(issued.record.token_id, NOW + 5)
+    assert revoked is not None and revoked.revoked == NOW + 5
+    again = store.revoke_token(issued.record.token_id, NOW + 9)
+    assert again is not None and again.revoked == NOW + 5  # first revocation time kept
+    assert store.revoke_token("tk_bbbbbbbbbbbbbbbb", NOW) is None
+
+
+def test_a_nonce_is_accepted_once(store: SqliteStore) -> None:
+    admission = Admission(token_id="tk_x", now=NOW, nonce="abc", nonce_expires=NOW + 600)
+    assert store.admit(admission).admitted
+    again = store.admit(admission)
+    assert again.reason is Reason.REPLAYED_REQUEST
+
+
+def test_rate_limit_allows_a_burst_then_refuses_until_time_passes(store: SqliteStore) -> None:
+    bucket = RateKey("token:t", Rate(5, 1), "grants.g.rate")
+    results = [store.admit(Admission("t", NOW, rates=(bucket,))) for _ in range(7)]
+    assert [r.admitted for r in results] == [True] * 5 + [False, False]
+    assert results[5].reason is Reason.RATE_LIMITED and results[5].rule == "grants.g.rate"
+    assert results[5].retry_after is not None and 0 < results[5].retry_after <= 0.2 + 1e-6
+    assert store.admit(Admission("t", NOW + 0.21, rates=(bucket,))).admitted
+
+
+def test_spend_window_refuses_past_the_ceiling_and_release_frees_it(store: SqliteStore) -> None:
+    def spend(amount: int, now: float = NOW) -> Admission:
+        return Admission("t", now, spend=SpendRequest("g", "usd", amount, 1000, "grants.g.spend"))
+
+    first = store.admit(spend(600))
+    assert first.reservation is not None
+    refused = store.admit(spend(500))
+    assert refused.reason is Reason.SPEND_WINDOW_EXCEEDED
+    assert refused.details == {"used": 600, "limit": 1000}
+    store.settle(first.reservation, commit=False, now=NOW)
+    ok = store.admit(spend(500))
+    assert ok.admitted and ok.reservation is not None
+    store.settle(ok.reservation, commit=True, now=NOW)
+    store.settle(ok.reservation, commit=False, now=NOW)  # settling twice changes nothing
+    assert store.spend_used("g", "usd", NOW - 86400) == 500
+    # A rolling 24 hours: a day later the window is empty again.
+    assert store.admit(spend(1000, NOW + 86401)).admitted
+
+
+def test_a_refused_spend_takes_no_rate(store: SqliteStore) -> None:
+    bucket = RateKey("token:t", Rate(1, 60), "grants.g.rate")
+    over = Admission("t", NOW, rates=(bucket,), spend=SpendRequest("g", "usd", 5, 1, "r"))
+    assert store.admit(over).reason is Reason.SPEND_WINDOW_EXCEEDED
+    assert store.admit(Admission("t", NOW, rates=(bucket,))).admitted
+
+
+def _hammer(path: str, n: int, out: "multiprocessing.Queue[int]") -> None:
+    s = SqliteStore(Path(path))
+    admitted = 0
+    for _ in range(n):
+        r = s.admit(Admission("t", NOW, spend=SpendRequest("g", "usd", 7, 1000, "r")))
+        admitted += r.admitted
+    s.close()
+    out.put(admitted)
+
+
+def test_concurrent_processes_never_pass_the_ceiling_together(tmp_path: Path) -> None:
+    path = str(tmp_path / "vertex.db")
+    SqliteStore(Path(path)).close()
+    queue: multiprocessing.Queue[int] = multiprocessing.Queue()
+    procs = [multiprocessing.Process(target=_hammer, args=(path, 100, queue)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    admitted = sum(queue.get(timeout=5) for _ in procs)
+    assert admitted == 1000 // 7  # 142 reservations of 7 fit under 1000, never 143
+    s = SqliteStore(Path(path))
+    assert s.spend_used("g", "usd", NOW - 1) == 142 * 7
+    s.close()

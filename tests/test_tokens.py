@@ -1,0 +1,125 @@
+"""Scoped tokens and request signatures."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vertex_tools.errors import TokenError
+from vertex_tools.signing import canonical_request, parse_signature_header, sign_request
+from vertex_tools.signing import verify_signature
+from vertex_tools.tokens import (
+    derive_signing_key,
+    mint_token,
+    parse_token,
+    public_key_bytes,
+    verify_bearer,
+)
+
+NOW = 1_800_000_000.0
+
+
+def test_minted_token_round_trips_and_verifies() -> None:
+    issued = mint_token("g", now=NOW, ttl=3600)
+    parsed = parse_token(issued.token)
+    assert parsed.token_id == issued.record.token_id
+    assert verify_bearer(parsed, issued.record)
+    assert issued.record.expires == NOW + 3600
+    other = mint_token("g", now=NOW, ttl=3600)
+    assert not verify_bearer(parse_token(other.token), issued.record)
+
+
+def test_reprs_never_show_the_secret() -> None:
+    issued = mint_token("g", now=NOW, ttl=60)
+    secret_part = issued.token.split(".")[2]
+    for obj in (issued, parse_token(issued.token), issued.record):
+        assert secret_part not in repr(obj)
+        assert issued.token not in repr(obj)
+
+
+def test_a_stolen_record_is_not_a_usable_token() -> None:
+    """The store keeps a public key and a one-way verifier: neither is the token or
+    the signing key, and neither passes as a bearer token or signs a request."""
+    issued = mint_token("g", now=NOW, ttl=60)
+    record = issued.record
+    secret = parse_token(issued.token).secret
+    assert secret not in (record.public_key, record.verifier)
+    # Using the verifier as if it were the secret gives neither the verifier nor the key.
+    from vertex_tools.tokens import ParsedToken
+
+    forged = ParsedToken(record.token_id, record.verifier)
+    assert not verify_bearer(forged, record)
+    forged_key = derive_signing_key(record.verifier)
+    assert public_key_bytes(forged_key) != record.public_key
+    assert public_key_bytes(derive_signing_key(secret)) == record.public_key
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "   ", "vt1", "vt1..", "vt2.tk_aaaaaaaaaaaaaaaa." + "A" * 43, "Bearer x",
+     "vt1.tk_AAAAAAAAAAAAAAAA." + "A" * 43, "vt1.tk_aaaaaaaaaaaaaaaa." + "A" * 42,
+     "vt1.tk_aaaaaaaaaaaaaaaa." + "A" * 43 + ".x"],
+)
+def test_malformed_tokens_are_refused_without_echo(bad: str) -> None:
+    with pytest.raises(TokenError) as info:
+        parse_token(bad)
+    if len(bad) > 10:
+        assert bad not in str(info.value)
+
+
+@given(st.text(max_size=200))
+def test_parse_token_never_crashes(text: str) -> None:
+    try:
+        parse_token(text)
+    except TokenError:
+        pass
+
+
+def _sign(token: str, **overrides: object) -> tuple[str, bytes]:
+    parsed = parse_token(token)
+    fields: dict[str, object] = dict(
+        method="POST", target="/proxy/echo/items?x=1", content_type="application/json",
+        body=b'{"amount": 1}', vertex_headers=[("x-vertex-run", "r1")], timestamp=int(NOW),
+    )
+    fields.update(overrides)
+    header = sign_request(
+        derive_signing_key(parsed.secret), token_id=parsed.token_id, nonce="n" * 24,
+        **fields,  # type: ignore[arg-type]
+    )
+    return header, parsed.secret
+
+
+def test_signature_binds_every_signed_part() -> None:
+    issued = mint_token("g", now=NOW, ttl=60)
+    header, _ = _sign(issued.token)
+    sig = parse_signature_header(header)
+    assert sig is not None and sig.token_id == issued.record.token_id
+    base = dict(
+        method="POST", target="/proxy/echo/items?x=1", timestamp=int(NOW), nonce="n" * 24,
+        token_id=issued.record.token_id, content_type="application/json", body=b'{"amount": 1}',
+        vertex_headers=[("x-vertex-run", "r1")],
+    )
+    assert verify_signature(issued.record.public_key, sig.signature, canonical_request(**base))  # type: ignore[arg-type]
+    for key, value in [
+        ("method", "GET"), ("target", "/proxy/echo/items?x=2"), ("target", "/proxy/other/items?x=1"),
+        ("timestamp", int(NOW) + 1), ("nonce", "m" * 24), ("content_type", "text/plain"),
+        ("body", b'{"amount": 9}'), ("vertex_headers", [("x-vertex-run", "r2")]),
+        ("vertex_headers", []),
+    ]:
+        changed = {**base, key: value}
+        assert not verify_signature(
+            issued.record.public_key, sig.signature, canonical_request(**changed)  # type: ignore[arg-type]
+        ), key
+
+
+def test_signature_header_reveals_nothing_of_the_token() -> None:
+    issued = mint_token("g", now=NOW, ttl=60)
+    header, secret = _sign(issued.token)
+    assert issued.token.split(".")[2] not in header
+    assert secret.hex() not in header
+
+
+@given(st.text(max_size=300))
+def test_signature_header_parser_never_crashes(text: str) -> None:
+    parse_signature_header(text)

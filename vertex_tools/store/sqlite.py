@@ -1,0 +1,254 @@
+"""The SQLite state store (the embedded default).
+
+One file, WAL mode, one connection guarded by a lock; every write is a
+``BEGIN IMMEDIATE`` transaction, so several processes (the broker, CLI
+commands) share the file safely and checks read what they then update.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlite_utils
+
+from vertex_tools.decision import Reason
+from vertex_tools.errors import StoreError
+from vertex_tools.store.base import Admission, AdmissionResult, RateKey
+from vertex_tools.tokens import TokenRecord
+
+__all__ = ["SqliteStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+    token_id TEXT PRIMARY KEY, grant_name TEXT NOT NULL, public_key BLOB NOT NULL,
+    verifier BLOB NOT NULL, created REAL NOT NULL, expires REAL NOT NULL,
+    revoked REAL, last_used REAL);
+CREATE TABLE IF NOT EXISTS nonces (
+    token_id TEXT NOT NULL, nonce TEXT NOT NULL, expires REAL NOT NULL,
+    PRIMARY KEY (token_id, nonce));
+CREATE INDEX IF NOT EXISTS nonces_expires ON nonces (expires);
+CREATE TABLE IF NOT EXISTS rate_buckets (key TEXT PRIMARY KEY, tat REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS spend (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, grant_name TEXT NOT NULL, currency TEXT NOT NULL,
+    amount INTEGER NOT NULL, state TEXT NOT NULL, created REAL NOT NULL, settled REAL);
+CREATE INDEX IF NOT EXISTS spend_window ON spend (grant_name, currency, created);
+"""
+_SELECT_TOKENS = (
+    "SELECT token_id, grant_name, public_key, verifier, created, expires, revoked, last_used "
+    "FROM tokens"
+)
+_WINDOW = 86400.0
+
+
+def _opt_float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _record(row: tuple[object, ...]) -> TokenRecord:
+    token_id, grant, public_key, verifier, created, expires, revoked, last_used = row
+    return TokenRecord(
+        token_id=str(token_id),
+        grant=str(grant),
+        public_key=bytes(public_key) if isinstance(public_key, bytes) else b"",
+        verifier=bytes(verifier) if isinstance(verifier, bytes) else b"",
+        created=_opt_float(created) or 0.0,
+        expires=_opt_float(expires) or 0.0,
+        revoked=_opt_float(revoked),
+        last_used=_opt_float(last_used),
+    )
+
+
+class SqliteStore:
+    """State in one SQLite file (``vertex.db`` in the data directory)."""
+
+    def __init__(self, path: Path, *, busy_timeout_s: float = 5.0) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            self._conn = sqlite3.connect(
+                str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+            db = sqlite_utils.Database(self._conn)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open state database {path}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Cursor]:
+        with self._lock:
+            cur = self._conn.cursor()
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                yield cur
+                cur.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise StoreError(f"state database {self.path}: {exc}") from exc
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    def _read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        with self._lock:
+            try:
+                return list(self._conn.execute(sql, params).fetchall())
+            except sqlite3.Error as exc:
+                raise StoreError(f"state database {self.path}: {exc}") from exc
+
+    def add_token(self, record: TokenRecord) -> None:
+        """Store a newly issued token."""
+        with self._tx() as cur:
+            cur.execute(
+                "INSERT INTO tokens (token_id, grant_name, public_key, verifier, created, expires, "
+                "revoked, last_used) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.token_id,
+                    record.grant,
+                    record.public_key,
+                    record.verifier,
+                    record.created,
+                    record.expires,
+                    record.revoked,
+                    record.last_used,
+                ),
+            )
+
+    def get_token(self, token_id: str) -> TokenRecord | None:
+        """The token's record, or None."""
+        rows = self._read(_SELECT_TOKENS + " WHERE token_id = ?", (token_id,))
+        return _record(rows[0]) if rows else None
+
+    def list_tokens(self) -> list[TokenRecord]:
+        """Every token, newest first."""
+        rows = self._read(_SELECT_TOKENS + " ORDER BY created DESC, token_id")
+        return [_record(row) for row in rows]
+
+    def revoke_token(self, token_id: str, now: float) -> TokenRecord | None:
+        """Mark revoked (keeps the first revocation time); None when unknown."""
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE tokens SET revoked = COALESCE(revoked, ?) WHERE token_id = ?",
+                (now, token_id),
+            )
+            row = cur.execute(_SELECT_TOKENS + " WHERE token_id = ?", (token_id,)).fetchone()
+        return _record(row) if row else None
+
+    def admit(self, admission: Admission) -> AdmissionResult:
+        """Nonce, rate and spend in one transaction.
+
+        Checks first, writes last: a refused request consumes its nonce (so it
+        cannot be replayed) but takes no rate and reserves no spend.
+        """
+        now = admission.now
+        with self._tx() as cur:
+            if admission.nonce is not None:
+                try:
+                    cur.execute(
+                        "INSERT INTO nonces (token_id, nonce, expires) VALUES (?, ?, ?)",
+                        (admission.token_id, admission.nonce, admission.nonce_expires),
+                    )
+                except sqlite3.IntegrityError:
+                    return AdmissionResult(
+                        Reason.REPLAYED_REQUEST,
+                        "signature.nonce",
+                        "this signed request was already used; sign every request afresh",
+                    )
+            cur.execute(
+                "UPDATE tokens SET last_used = ? WHERE token_id = ?", (now, admission.token_id)
+            )
+            new_tats: list[tuple[str, float]] = []
+            for bucket in admission.rates:
+                outcome = self._rate(cur, bucket, now)
+                if isinstance(outcome, AdmissionResult):
+                    return outcome
+                new_tats.append((bucket.key, outcome))
+            spend = admission.spend
+            if spend is not None and spend.per_day is not None:
+                used = self._used(cur, spend.grant, spend.currency, now - _WINDOW)
+                if used + spend.amount > spend.per_day:
+                    return AdmissionResult(
+                        Reason.SPEND_WINDOW_EXCEEDED,
+                        spend.rule,
+                        f"{spend.amount} {spend.currency} would bring the last 24 hours to "
+                        f"{used + spend.amount}, over the ceiling of {spend.per_day}",
+                        details={"used": used, "limit": spend.per_day},
+                    )
+            cur.executemany(
+                "INSERT INTO rate_buckets (key, tat) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET tat = excluded.tat",
+                new_tats,
+            )
+            reservation: int | None = None
+            if spend is not None:
+                cur.execute(
+                    "INSERT INTO spend (grant_name, currency, amount, state, created) "
+                    "VALUES (?, ?, ?, 'reserved', ?)",
+                    (spend.grant, spend.currency, spend.amount, now),
+                )
+                reservation = cur.lastrowid
+            return AdmissionResult(reservation=reservation)
+
+    @staticmethod
+    def _rate(cur: sqlite3.Cursor, bucket: RateKey, now: float) -> AdmissionResult | float:
+        # GCRA: one stored "theoretical arrival time" per bucket; bursts up to the limit.
+        period = float(bucket.rate.period)
+        interval = period / bucket.rate.limit
+        row = cur.execute("SELECT tat FROM rate_buckets WHERE key = ?", (bucket.key,)).fetchone()
+        tat = max(float(row[0]) if row else now, now)
+        new_tat = tat + interval
+        # Unix times near 1.8e9 carry ~0.2 us of float error; allow 10 us of slack.
+        if new_tat - now > period + 1e-5:
+            retry = new_tat - period - now
+            return AdmissionResult(
+                Reason.RATE_LIMITED,
+                bucket.rule,
+                f"over the rate limit of {bucket.rate}; retry in {retry:.2f} s",
+                retry_after=retry,
+            )
+        return new_tat
+
+    @staticmethod
+    def _used(cur: sqlite3.Cursor, grant: str, currency: str, since: float) -> int:
+        row = cur.execute(
+            "SELECT COALESCE(SUM(amount), 0) FROM spend WHERE grant_name = ? AND currency = ? "
+            "AND created > ? AND state IN ('reserved', 'committed')",
+            (grant, currency, since),
+        ).fetchone()
+        return int(row[0])
+
+    def settle(self, reservation: int, *, commit: bool, now: float) -> None:
+        """Commit or release a reservation; settling twice changes nothing."""
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE spend SET state = ?, settled = ? WHERE id = ? AND state = 'reserved'",
+                ("committed" if commit else "released", now, reservation),
+            )
+
+    def spend_used(self, grant: str, currency: str, since: float) -> int:
+        """Reserved plus committed spend since ``since``."""
+        with self._tx() as cur:
+            return self._used(cur, grant, currency, since)
+
+    def prune(self, now: float) -> None:
+        """Drop expired nonces and spend rows older than the window."""
+        with self._tx() as cur:
+            cur.execute("DELETE FROM nonces WHERE expires < ?", (now,))
+            cur.execute(
+                "DELETE FROM spend WHERE created < ? AND state != 'reserved'", (now - 2 * _WINDOW,)
+            )
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
