@@ -40,23 +40,23 @@ def test_digest_changes_with_content() -> None:
 @pytest.mark.parametrize(
     ("edit", "key", "needle"),
     [
-        (("rate = \"5/second\"", "rat = \"5/second\""), "grants.echo-writer.rat", "unknown key"),
-        (("per_call = 5000", "per_call = \"5000\""), "grants.echo-writer.spend.per_call", "integer"),
-        (("bearer = true", "bearer = \"yes\""), "grants.echo-writer.bearer", "boolean"),
-        (("rate = \"5/second\"", "rate = \"5 per second\""), "grants.echo-writer.rate", "rate"),
-        (("max_ttl = \"24h\"", "max_ttl = \"1 day\""), "grants.echo-writer.max_ttl", "duration"),
-        (("method = \"GET\"", "method = \"FETCH\""), "grants.echo-writer.allow[0].method", "GET"),
-        (("path = \"/items/*\"", "path = \"items\""), "grants.echo-writer.allow[0].path", "/"),
-        (("path = \"/items/*\"", "path = \"/a/**/b\""), "grants.echo-writer.allow[0].path", "**"),
-        (("provider = \"http\"", "provider = \"ftp\""), "upstreams.echo.provider", "http"),
-        (("upstream = \"echo\"", "upstream = \"nope\""), "grants.echo-writer.upstream", "nope"),
-        (("secret = \"echo-key\"", "secret = \"Echo Key\""), "upstreams.echo.secret", "pattern"),
+        (('rate = "5/second"', 'rat = "5/second"'), "grants.echo-writer.rat", "unknown key"),
+        (("per_call = 5000", 'per_call = "5000"'), "grants.echo-writer.spend.per_call", "integer"),
+        (("bearer = true", 'bearer = "yes"'), "grants.echo-writer.bearer", "boolean"),
+        (('rate = "5/second"', 'rate = "5 per second"'), "grants.echo-writer.rate", "rate"),
+        (('max_ttl = "24h"', 'max_ttl = "1 day"'), "grants.echo-writer.max_ttl", "duration"),
+        (('method = "GET"', 'method = "FETCH"'), "grants.echo-writer.allow[0].method", "GET"),
+        (('path = "/items/*"', 'path = "items"'), "grants.echo-writer.allow[0].path", "/"),
+        (('path = "/items/*"', 'path = "/a/**/b"'), "grants.echo-writer.allow[0].path", "**"),
+        (('provider = "http"', 'provider = "ftp"'), "upstreams.echo.provider", "http"),
+        (('upstream = "echo"', 'upstream = "nope"'), "grants.echo-writer.upstream", "nope"),
+        (('secret = "echo-key"', 'secret = "Echo Key"'), "upstreams.echo.secret", "pattern"),
         (
             ("http://127.0.0.1:9000", "http://user:pw@127.0.0.1:9000"),
             "upstreams.echo.base_url",
             "",
         ),
-        (("currency = \"usd\"", "currency = \"USDX\""), "grants.echo-writer.spend.currency", ""),
+        (('currency = "usd"', 'currency = "USDX"'), "grants.echo-writer.spend.currency", ""),
     ],
 )
 def test_mistakes_name_the_key_and_line(edit: tuple[str, str], key: str, needle: str) -> None:
@@ -66,10 +66,11 @@ def test_mistakes_name_the_key_and_line(edit: tuple[str, str], key: str, needle:
     found = problems(text)
     keys = [k for k, _, _ in found]
     assert key in keys, found
-    k, line, message = next(p for p in found if p[0] == key)
+    _, line, message = next(p for p in found if p[0] == key)
     assert line is not None
-    assert new.split("=")[0].strip().strip('"') in text.splitlines()[line - 1] or "[" in (
-        text.splitlines()[line - 1]
+    assert (
+        new.split("=")[0].strip().strip('"') in text.splitlines()[line - 1]
+        or "[" in (text.splitlines()[line - 1])
     )
     assert needle.lower() in message.lower()
 
@@ -85,11 +86,11 @@ def test_empty_allowlist_is_an_error() -> None:
     assert "at least 1" in message
 
 
-@pytest.mark.parametrize("version", ["version = 2", "version = \"1\"", "version = 0"])
+@pytest.mark.parametrize("version", ["version = 2", 'version = "1"', "version = 0"])
 def test_unknown_version_is_refused(version: str) -> None:
     (key, line, message), *_ = problems(EXAMPLE.replace("version = 1", version))
     assert key == "version"
-    assert line == [i for i, t in enumerate(EXAMPLE.splitlines(), 1) if t == "version = 1"][0]
+    assert line == next(i for i, t in enumerate(EXAMPLE.splitlines(), 1) if t == "version = 1")
     assert "understands 1" in message
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,9 @@ NOW = 1_800_000_000.0
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
     s = SqliteStore(tmp_path / "vertex.db")
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
 
 
@@ -76,7 +77,7 @@ def test_a_refused_spend_takes_no_rate(store: SqliteStore) -> None:
     assert store.admit(Admission("t", NOW, rates=(bucket,))).admitted
 
 
-def _hammer(path: str, n: int, out: "multiprocessing.Queue[int]") -> None:
+def _hammer(path: str, n: int, out: multiprocessing.Queue[int]) -> None:
     s = SqliteStore(Path(path))
     admitted = 0
     for _ in range(n):

@@ -98,7 +98,9 @@ def _problems(
         loc = tuple(error["loc"])
         # Pydantic appends the union member or validator name to the location
         # (``rate.str``, ``rate.function-before[...]``); keep only real keys.
-        keys = _trim(raw, tuple(part for part in loc if isinstance(part, int) or "[" not in str(part)))
+        keys = _trim(
+            raw, tuple(part for part in loc if isinstance(part, int) or "[" not in str(part))
+        )
         key = _dotted(keys)
         message = str(error["msg"])
         if error["type"] == "extra_forbidden":
@@ -115,7 +117,6 @@ def _problems(
 
 def _cross_check(policy: Policy, lines: list[str]) -> list[tuple[str, int | None, str]]:
     from vertex_tools.broker.netguard import AddressPolicy, parse_upstream_url
-
     from vertex_tools.errors import UpstreamBlocked
 
     problems: list[tuple[str, int | None, str]] = []
@@ -158,9 +159,9 @@ def _trim(raw: Any, keys: tuple[Any, ...]) -> tuple[Any, ...]:
     that validation expands into ``rate.per_token``; the operator wrote ``rate``)."""
     node = raw
     for depth, key in enumerate(keys):
-        if isinstance(node, dict) and key in node:
-            node = node[key]
-        elif isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
+        in_dict = isinstance(node, dict) and key in node
+        in_list = isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node)
+        if in_dict or in_list:
             node = node[key]
         elif isinstance(node, dict | list):
             return keys  # a missing key: the location names what should be there

@@ -111,7 +111,6 @@ class Upstream(_Model):
     def _base_url(cls, value: str) -> str:
         # Imported here: netguard is the broker's, and the models must stay importable alone.
         from vertex_tools.broker.netguard import parse_upstream_url
-
         from vertex_tools.errors import ConfigError
 
         try:

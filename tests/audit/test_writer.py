@@ -1,0 +1,141 @@
+"""AsyncAuditWriter: group commit from an event loop, failing closed per batch."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.audit.conftest import FakeClock
+from vertex_tools.audit import AsyncAuditWriter, AuditLog, AuditRecord, EntryKind, verify_log
+from vertex_tools.errors import AuditUnavailable
+
+
+def test_concurrent_appends_are_group_committed(log_path: Path, clock: FakeClock) -> None:
+    writer = AsyncAuditWriter(log_path, clock=clock)
+
+    async def main() -> list[AuditRecord]:
+        writer.start()
+        try:
+            return await asyncio.gather(
+                *(writer.append(EntryKind.INTENT, {"call": i}) for i in range(200))
+            )
+        finally:
+            await writer.aclose()
+
+    records = asyncio.run(main())
+    assert sorted(r.seq for r in records) == list(range(1, 201))
+    assert sorted(r.data["call"] for r in records) == list(range(200))
+    assert writer.committed_entries == 200
+    assert 1 <= writer.committed_batches < 200
+    with AuditLog(log_path, read_only=True) as log:
+        assert verify_log(log).entries == 200
+        # Each caller got back exactly what is stored at its seq.
+        stored = {r.seq: r for r in log.records()}
+    assert all(stored[r.seq] == r for r in records)
+
+
+def test_max_batch_bounds_each_transaction(log_path: Path) -> None:
+    writer = AsyncAuditWriter(log_path, max_batch=7)
+
+    async def main() -> None:
+        writer.start()
+        await asyncio.gather(*(writer.append(EntryKind.OUTCOME, {"i": i}) for i in range(50)))
+        await writer.aclose()
+
+    asyncio.run(main())
+    assert writer.committed_batches >= 50 // 7 + 1
+    with AuditLog(log_path, read_only=True) as log:
+        assert verify_log(log).entries == 50
+
+
+def test_aclose_writes_everything_queued(log_path: Path) -> None:
+    writer = AsyncAuditWriter(log_path)
+
+    async def main() -> list[asyncio.Task[AuditRecord]]:
+        writer.start()
+        tasks = [asyncio.create_task(writer.append(EntryKind.ADMIN, {"i": i})) for i in range(30)]
+        await asyncio.sleep(0)  # let every task queue its entry
+        await writer.aclose()
+        await asyncio.gather(*tasks)
+        return tasks
+
+    tasks = asyncio.run(main())
+    assert all(task.done() and not task.exception() for task in tasks)
+    with AuditLog(log_path, read_only=True) as log:
+        assert log.count() == 30
+
+
+def test_a_failed_batch_fails_every_caller_in_it(log_path: Path) -> None:
+    AuditLog(log_path).close()
+    writer = AsyncAuditWriter(log_path, busy_timeout_s=0.05)
+    holder = sqlite3.connect(log_path, isolation_level=None)
+
+    async def main() -> tuple[list[AuditRecord | BaseException], AuditRecord]:
+        writer.start()
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            results = await asyncio.gather(
+                *(writer.append(EntryKind.INTENT, {"i": i}) for i in range(20)),
+                return_exceptions=True,
+            )
+        finally:
+            holder.execute("ROLLBACK")
+        # The thread survives a failed batch.
+        after = await writer.append(EntryKind.INTENT, {"after": True})
+        await writer.aclose()
+        return results, after
+
+    results, after = asyncio.run(main())
+    errors = [result for result in results if isinstance(result, AuditUnavailable)]
+    assert len(errors) == 20
+    assert all("database is locked" in str(error) for error in errors)
+    # One exception object per caller, each caused by the SQLite error.
+    assert len({id(error) for error in errors}) == 20
+    assert all(isinstance(error.__cause__, sqlite3.OperationalError) for error in errors)
+    assert after.seq == 1
+    assert writer.committed_batches == 1
+
+
+def test_bad_data_fails_only_its_caller(log_path: Path) -> None:
+    writer = AsyncAuditWriter(log_path)
+
+    async def main() -> AuditRecord:
+        writer.start()
+        with pytest.raises(TypeError, match=r"data\['amount'\] is a float"):
+            await writer.append(EntryKind.INTENT, {"amount": 1.5})
+        record = await writer.append(EntryKind.INTENT, {"amount": 150})
+        await writer.aclose()
+        return record
+
+    assert asyncio.run(main()).seq == 1
+
+
+def test_append_when_not_running_is_unavailable(log_path: Path) -> None:
+    writer = AsyncAuditWriter(log_path)
+
+    async def main() -> None:
+        with pytest.raises(AuditUnavailable, match="is new, not running"):
+            await writer.append(EntryKind.ADMIN, {})
+        writer.start()
+        await writer.aclose()
+        with pytest.raises(AuditUnavailable, match="is closed, not running"):
+            await writer.append(EntryKind.ADMIN, {})
+        await writer.aclose()  # closing twice is harmless
+
+    asyncio.run(main())
+    with pytest.raises(RuntimeError, match="start\\(\\) runs once"):
+        writer.start()
+
+
+def test_start_fails_when_the_log_cannot_be_opened(tmp_path: Path) -> None:
+    writer = AsyncAuditWriter(tmp_path / "missing-dir" / "audit.db")
+    with pytest.raises(AuditUnavailable, match="cannot open audit log"):
+        writer.start()
+
+
+def test_invalid_max_batch() -> None:
+    with pytest.raises(ValueError, match="max_batch"):
+        AsyncAuditWriter(Path("unused.db"), max_batch=0)

@@ -1,0 +1,56 @@
+"""Fail closed: when the audit log cannot be written, nothing is forwarded."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from tests.conftest import make_deployment
+from vertex_tools import BrokerUnavailable
+from vertex_tools.audit import AuditLog, verify_log
+from vertex_tools.demo.echo import EchoServer
+
+
+def test_locked_audit_log_means_503_and_nothing_forwarded(
+    tmp_path_factory: pytest.TempPathFactory, upstream: EchoServer
+) -> None:
+    dep = make_deployment(tmp_path_factory.mktemp("locked"), upstream)
+    issued = dep.issue("reader")
+    with dep.broker() as broker, broker.client(issued.token) as client:
+        assert client.get("echo", "/items/1").status_code == 200
+        blocker = sqlite3.connect(dep.home.audit_db, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+        before = len(upstream.received)
+        try:
+            with pytest.raises(BrokerUnavailable) as info:
+                client.get("echo", "/items/1")
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert "audit_unavailable" in str(info.value)
+        assert len(upstream.received) == before
+        # Once the log is writable again, service resumes and the chain is intact.
+        assert client.get("echo", "/items/1").status_code == 200
+    with AuditLog(dep.home.audit_db) as log:
+        assert verify_log(log).entries > 0
+
+
+def test_missing_vault_entry_is_503_and_nothing_forwarded(
+    tmp_path_factory: pytest.TempPathFactory, upstream: EchoServer
+) -> None:
+    dep = make_deployment(tmp_path_factory.mktemp("novault"), upstream)
+    with dep.admin() as admin:
+        admin.vault_remove("echo-key")
+    issued = dep.issue("reader")
+    before = len(upstream.received)
+    with (
+        dep.broker() as broker,
+        broker.client(issued.token) as client,
+        pytest.raises(BrokerUnavailable) as info,
+    ):
+        client.get("echo", "/items/1")
+    assert "secret_unavailable" in str(info.value) and "vertex vault put echo-key" in str(
+        info.value
+    )
+    assert len(upstream.received) == before

@@ -1,0 +1,228 @@
+"""Group commit for the broker's event loop.
+
+One SQLite commit with ``synchronous=FULL`` costs an fsync (a few thousand per
+second); one commit of many rows costs about the same. So callers on the event
+loop put their entries on a queue, and one thread with its own ``AuditLog``
+connection writes everything pending (up to ``max_batch``) in one transaction,
+then resolves each caller's future on its loop.
+
+Guarantees:
+
+- A caller's future resolves only after its entry is committed.
+- If a batch fails, every caller in it gets ``AuditUnavailable`` and none of
+  its entries is written (the batch is one transaction).
+- Data that is not plain JSON fails its own caller at once, on the loop,
+  and never reaches a batch.
+- ``aclose()`` writes everything already queued, then stops the thread.
+- An entry whose caller was cancelled is still written: the intent it records
+  may already be acted on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from vertex_tools.audit._entry import AuditRecord, EntryKind, encode_data
+from vertex_tools.audit._log import AuditLog
+from vertex_tools.errors import AuditUnavailable
+
+__all__ = ["AsyncAuditWriter"]
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    kind: EntryKind
+    data_text: str
+    future: asyncio.Future[AuditRecord]
+    loop: asyncio.AbstractEventLoop
+
+
+class _State(Enum):
+    NEW = "new"
+    RUNNING = "running"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+def _set_result(future: asyncio.Future[AuditRecord], record: AuditRecord) -> None:
+    if not future.done():  # the caller may have been cancelled meanwhile
+        future.set_result(record)
+
+
+def _set_exception(future: asyncio.Future[AuditRecord], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+class AsyncAuditWriter:
+    """Appends from asyncio code, group-committed by one writer thread.
+
+    Use from one event loop: ``start()``, then ``await append(...)`` from any
+    number of tasks, then ``await aclose()``. ``committed_batches`` counts the
+    transactions committed, so batching can be observed.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_batch: int = 512,
+        busy_timeout_s: float = 5.0,
+    ) -> None:
+        """Configure the writer; nothing is opened until ``start()``."""
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, not {max_batch}")
+        self._path = Path(path)
+        self._clock = clock
+        self._max_batch = max_batch
+        self._busy_timeout_s = busy_timeout_s
+        # None is the stop sentinel; FIFO order means it follows every entry
+        # queued before aclose().
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._state = _State.NEW
+        self._open_error: AuditUnavailable | None = None
+        self._committed_batches = 0
+        self._committed_entries = 0
+
+    @property
+    def committed_batches(self) -> int:
+        """Transactions committed so far (each holds one or more entries)."""
+        return self._committed_batches
+
+    @property
+    def committed_entries(self) -> int:
+        """Entries committed so far."""
+        return self._committed_entries
+
+    def start(self) -> None:
+        """Open the log in the writer thread and start it.
+
+        Blocks until the log is open, and raises ``AuditUnavailable`` if it
+        cannot be, so a broker fails at startup rather than on its first call.
+        """
+        if self._state is not _State.NEW:
+            raise RuntimeError(f"AsyncAuditWriter is {self._state.value}; start() runs once")
+        ready = threading.Event()
+        thread = threading.Thread(
+            target=self._run,
+            args=(ready,),
+            name=f"vertex-audit-writer:{self._path.name}",
+            # A forgotten aclose() must not hang interpreter exit; SQLite's
+            # transaction makes a batch cut short at exit all-or-nothing.
+            daemon=True,
+        )
+        thread.start()
+        ready.wait()
+        if self._open_error is not None:
+            thread.join()
+            self._state = _State.CLOSED
+            raise self._open_error
+        self._thread = thread
+        self._state = _State.RUNNING
+
+    async def append(self, kind: EntryKind, data: Mapping[str, Any]) -> AuditRecord:
+        """Queue an entry and return it once it is committed.
+
+        Raises ``TypeError``/``ValueError`` for data that is not plain JSON, and
+        ``AuditUnavailable`` if the writer is not running or the batch failed.
+        """
+        kind = EntryKind(kind)
+        data_text = encode_data(data)
+        # Checked and queued with no await in between, so aclose() (on the same
+        # loop) cannot slip its sentinel ahead of this entry.
+        if self._state is not _State.RUNNING:
+            raise AuditUnavailable(
+                f"audit writer for {self._path} is {self._state.value}, not running"
+            )
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[AuditRecord] = loop.create_future()
+        self._queue.put(_Pending(kind, data_text, future, loop))
+        return await future
+
+    async def aclose(self) -> None:
+        """Write everything queued, then stop the thread and close the log."""
+        thread = self._thread
+        if self._state is _State.RUNNING:
+            self._state = _State.CLOSING
+            self._queue.put(None)
+        if thread is not None:
+            await asyncio.to_thread(thread.join)
+        self._state = _State.CLOSED
+
+    # -- the writer thread ----------------------------------------------------
+
+    def _run(self, ready: threading.Event) -> None:
+        try:
+            log = AuditLog(self._path, clock=self._clock, busy_timeout_s=self._busy_timeout_s)
+        except AuditUnavailable as exc:
+            self._open_error = exc
+            ready.set()
+            return
+        ready.set()
+        try:
+            stopping = False
+            while not stopping:
+                first = self._queue.get()
+                if first is None:
+                    break
+                batch = [first]
+                while len(batch) < self._max_batch:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        stopping = True
+                        break
+                    batch.append(item)
+                self._write(log, batch)
+        finally:
+            log.close()
+
+    def _write(self, log: AuditLog, batch: list[_Pending]) -> None:
+        try:
+            records = log._append_encoded([(item.kind, item.data_text) for item in batch])
+        except AuditUnavailable as exc:
+            failure: AuditUnavailable = exc
+        except Exception as exc:  # noqa: BLE001 - delivered to every caller below
+            # Anything else is a bug, but the callers are waiting on this batch:
+            # they must hear that nothing was recorded, and the thread must live.
+            failure = AuditUnavailable(f"audit writer for {self._path} failed: {exc!r}")
+            failure.__cause__ = exc
+        else:
+            self._committed_batches += 1
+            self._committed_entries += len(records)
+            for item, record in zip(batch, records, strict=True):
+                self._deliver(item, _set_result, record)
+            return
+        for item in batch:
+            # A fresh exception per caller: one instance raised in many tasks
+            # would collect all of their tracebacks.
+            error = AuditUnavailable(str(failure))
+            error.__cause__ = failure.__cause__ or failure
+            self._deliver(item, _set_exception, error)
+
+    def _deliver(
+        self,
+        item: _Pending,
+        setter: Callable[[asyncio.Future[AuditRecord], Any], None],
+        value: AuditRecord | BaseException,
+    ) -> None:
+        try:
+            item.loop.call_soon_threadsafe(setter, item.future, value)
+        except RuntimeError:
+            # The caller's loop is closed: nobody is waiting for this result.
+            _logger.warning("audit result for %s not delivered: event loop closed", self._path)

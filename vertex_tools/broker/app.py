@@ -1,0 +1,147 @@
+"""The broker's ASGI application.
+
+A plain ASGI callable rather than a framework: the broker must see the raw
+request target (``raw_path``) exactly as the client sent and signed it, and
+frameworks decode percent-escapes before routing.
+
+Routes: ``/proxy/{upstream}/{path}`` (the pipeline) and ``GET /healthz``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from vertex_tools.broker.pipeline import Incoming, Outgoing, Pipeline, refusal
+from vertex_tools.broker.runtime import Runtime
+from vertex_tools.decision import Decision, Reason
+
+__all__ = ["BrokerApp"]
+
+log = logging.getLogger("vertex_tools.broker")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class BodyTooLarge(Exception):
+    """The request body passed ``settings.max_request_bytes``."""
+
+
+class BrokerApp:
+    """ASGI app; ``on_ready`` runs once the runtime has started."""
+
+    def __init__(self, runtime: Runtime, *, on_ready: Callable[[], None] | None = None) -> None:
+        self.runtime = runtime
+        self.pipeline = Pipeline(runtime)
+        self._on_ready = on_ready
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        answer = await self._http(scope, receive)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": answer.status,
+                "headers": [
+                    (k.encode("latin-1"), v.encode("latin-1"))
+                    for k, v in [*answer.headers, ("content-length", str(len(answer.body)))]
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer.body})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.runtime.start()
+                except Exception as exc:  # noqa: BLE001 - reported to the server, which exits
+                    log.error("broker failed to start: %s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+                if self._on_ready is not None:
+                    self._on_ready()
+            elif message["type"] == "lifespan.shutdown":
+                await self.runtime.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive) -> Outgoing:
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
+        path = raw_path.decode("latin-1")
+        if "?" in path:  # some servers leave the query in raw_path
+            path = path.split("?", 1)[0]
+        method = scope["method"]
+        if path == "/healthz" and method == "GET":
+            body = json.dumps({"status": "ok", "policy": self.runtime.loaded.digest[:16]}).encode()
+            return Outgoing(200, [("content-type", "application/json")], body)
+        if not path.startswith("/proxy/"):
+            return Outgoing(
+                404,
+                [("content-type", "application/json")],
+                b'{"error": {"message": "not found: the broker serves /proxy/<upstream>/<path>"}}',
+            )
+        limit = self.runtime.loaded.policy.settings.max_request_bytes
+        try:
+            body = await _read_body(scope, receive, limit)
+        except BodyTooLarge:
+            decision = Decision.deny(
+                Reason.BAD_REQUEST,
+                "settings.max_request_bytes",
+                f"the request body is larger than {limit} bytes",
+            )
+            answer = refusal(decision, "-")
+            answer.status = 413
+            return answer
+        incoming = Incoming(
+            method=method,
+            raw_path=path,
+            query=scope.get("query_string", b"").decode("latin-1"),
+            headers=list(scope["headers"]),
+            body=body,
+        )
+        try:
+            return await self.pipeline.handle(incoming)
+        except Exception:
+            log.exception("unexpected error in the pipeline")
+            return refusal(
+                Decision.deny(
+                    Reason.INTERNAL_ERROR, "broker", "internal broker error; see the broker's log"
+                ),
+                "-",
+            )
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                if int(value) > limit:
+                    raise BodyTooLarge
+            except ValueError as exc:
+                raise BodyTooLarge from exc
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)

@@ -1,0 +1,169 @@
+"""Step 1 of the pipeline: who is calling.
+
+Two ways in: a signed request (``Authorization: Vertex-v1 ...``, the Python
+client) or, only for grants with ``bearer = true``, the token itself as
+``Authorization: Bearer <token>`` (or GitHub's ``token <token>``). Every
+failure is a Decision with a 401 reason; nothing here raises for bad input.
+Order: parse, look up, prove possession, then lifetime and revocation, so
+nothing about a token's state is told to someone who cannot prove they hold it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vertex_tools.decision import Decision, Reason
+from vertex_tools.errors import TokenError
+from vertex_tools.policy.models import Policy
+from vertex_tools.signing import canonical_request, parse_signature_header, verify_signature
+from vertex_tools.tokens import TokenRecord, parse_token, verify_bearer
+
+__all__ = ["AuthResult", "TokenLookup", "authenticate"]
+
+TokenLookup = Callable[[str], TokenRecord | None]
+
+# A record to verify against when the id is unknown, so an unknown token costs
+# the same work as a known one with the wrong secret.
+_DUMMY = TokenRecord("tk_aaaaaaaaaaaaaaaa", "", b"\x00" * 32, b"\x00" * 32, 0.0, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    """Who called: the token record (None when unknown) and how it proved itself."""
+
+    decision: Decision
+    record: TokenRecord | None
+    claimed_id: str | None
+    mode: str
+    nonce: str | None = None
+
+
+def _deny(reason: Reason, message: str, claimed: str | None, mode: str) -> AuthResult:
+    return AuthResult(Decision.deny(reason, "authentication", message), None, claimed, mode)
+
+
+def authenticate(
+    *,
+    policy: Policy,
+    lookup: TokenLookup,
+    method: str,
+    target: str,
+    headers: dict[str, str],
+    vertex_headers: list[tuple[str, str]],
+    body: bytes,
+    now: float,
+) -> AuthResult:
+    """Authenticate one request. ``headers`` are lower-cased names, single values."""
+    value = headers.get("authorization", "").strip()
+    if not value:
+        return _deny(
+            Reason.TOKEN_MISSING,
+            "no credentials: sign requests with BrokerClient, or send Authorization: Bearer "
+            "<token> where the grant allows bearer use",
+            None,
+            "none",
+        )
+    scheme = value.split(" ", 1)[0].lower()
+    if scheme == "vertex-v1":
+        return _signed(policy, lookup, method, target, headers, vertex_headers, body, now, value)
+    if scheme in ("bearer", "token"):
+        return _bearer(policy, lookup, value.split(" ", 1)[1] if " " in value else "", now)
+    return _deny(
+        Reason.TOKEN_MALFORMED,
+        "unsupported Authorization scheme; use Vertex-v1 signatures or Bearer",
+        None,
+        "none",
+    )
+
+
+def _lifetime(record: TokenRecord, now: float, mode: str, nonce: str | None) -> AuthResult:
+    if record.revoked is not None:
+        return AuthResult(
+            Decision.deny(
+                Reason.TOKEN_REVOKED, "authentication", "this token was revoked; ask for a new one"
+            ),
+            None,
+            record.token_id,
+            mode,
+        )
+    if now >= record.expires:
+        return AuthResult(
+            Decision.deny(
+                Reason.TOKEN_EXPIRED, "authentication", "this token has expired; ask for a new one"
+            ),
+            None,
+            record.token_id,
+            mode,
+        )
+    return AuthResult(
+        Decision.allow("authentication", "authenticated"), record, record.token_id, mode, nonce
+    )
+
+
+def _signed(
+    policy: Policy,
+    lookup: TokenLookup,
+    method: str,
+    target: str,
+    headers: dict[str, str],
+    vertex_headers: list[tuple[str, str]],
+    body: bytes,
+    now: float,
+    value: str,
+) -> AuthResult:
+    parsed = parse_signature_header(value)
+    if parsed is None:
+        return _deny(Reason.TOKEN_MALFORMED, "malformed Vertex-v1 signature header", None, "signed")
+    record = lookup(parsed.token_id)
+    message = canonical_request(
+        method=method,
+        target=target,
+        timestamp=parsed.timestamp,
+        nonce=parsed.nonce,
+        token_id=parsed.token_id,
+        content_type=headers.get("content-type", ""),
+        body=body,
+        vertex_headers=vertex_headers,
+    )
+    good = verify_signature((record or _DUMMY).public_key, parsed.signature, message)
+    if record is None:
+        return _deny(Reason.TOKEN_UNKNOWN, "unknown token", parsed.token_id, "signed")
+    if not good:
+        return _deny(
+            Reason.BAD_SIGNATURE,
+            "the request signature does not verify; was the request changed after signing?",
+            parsed.token_id,
+            "signed",
+        )
+    skew = policy.settings.clock_skew_seconds
+    if abs(now - parsed.timestamp) > skew:
+        return _deny(
+            Reason.STALE_TIMESTAMP,
+            f"the signature timestamp is more than {skew} s from the broker's clock; "
+            "check the client's clock",
+            parsed.token_id,
+            "signed",
+        )
+    return _lifetime(record, now, "signed", parsed.nonce)
+
+
+def _bearer(policy: Policy, lookup: TokenLookup, token: str, now: float) -> AuthResult:
+    try:
+        parsed = parse_token(token)
+    except TokenError as exc:
+        return _deny(Reason.TOKEN_MALFORMED, str(exc), None, "bearer")
+    record = lookup(parsed.token_id)
+    good = verify_bearer(parsed, record or _DUMMY)
+    if record is None or not good:
+        return _deny(Reason.TOKEN_UNKNOWN, "unknown token", parsed.token_id, "bearer")
+    grant = policy.grants.get(record.grant)
+    if grant is None or not grant.bearer:
+        return _deny(
+            Reason.BEARER_NOT_ALLOWED,
+            f"grant {record.grant!r} does not accept bearer tokens; sign requests with "
+            "BrokerClient, or set bearer = true on the grant",
+            parsed.token_id,
+            "bearer",
+        )
+    return _lifetime(record, now, "bearer", None)

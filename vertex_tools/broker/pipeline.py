@@ -1,0 +1,424 @@
+"""The path of one call through the broker (DESIGN.md, "The path of one call").
+
+    1 authenticate   token id, signature, timestamp, expiry, revocation   auth.py
+    2 resolve+decide policy engine, in memory                              policy/engine.py
+    3 admit          nonce, rate, spend reservation: one transaction       store/
+    4 audit intent   appended BEFORE anything leaves; failure -> 503
+    5 inject         vaulted secret into the configured header; every
+                     agent-supplied credential header was dropped          headers.py
+    6 forward        pinned address, no redirects, no env proxies          forward.py
+    7 scrub          secret values out of the response                     scrub.py
+    8 audit outcome  status, latency, spend committed or released
+
+Invariants: nothing is forwarded without an intent entry already durable;
+every request that got an intent entry gets an outcome entry unless the
+audit log itself fails; a spend reservation is committed only on a 2xx.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from vertex_tools.audit import EntryKind
+from vertex_tools.broker.auth import AuthResult, authenticate
+from vertex_tools.broker.headers import clean_response_headers, forwardable_request_headers
+from vertex_tools.broker.netguard import parse_upstream_url
+from vertex_tools.broker.runtime import Runtime
+from vertex_tools.broker.scrub import Scrubber
+from vertex_tools.decision import Decision, Reason
+from vertex_tools.errors import (
+    AuditUnavailable,
+    ConfigError,
+    RequestRejected,
+    StoreError,
+    UpstreamBlocked,
+    UpstreamError,
+    UpstreamTimeout,
+    VaultError,
+)
+from vertex_tools.policy.engine import RequestFacts, Verdict, decide
+from vertex_tools.policy.models import Grant
+from vertex_tools.store import Admission, AdmissionResult, RateKey, SpendRequest
+
+__all__ = ["Incoming", "Outgoing", "Pipeline"]
+
+log = logging.getLogger("vertex_tools.broker")
+_UPSTREAM = re.compile(r"^/proxy/([a-z0-9][a-z0-9._-]{0,63})(/.*)$")
+_SINGLE = ("authorization", "content-type")
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A request as the ASGI server handed it over, body fully read."""
+
+    method: str
+    raw_path: str
+    query: str
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """The broker's answer."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+@dataclass(slots=True)
+class _Call:
+    request_id: str
+    incoming: Incoming
+    upstream: str = ""
+    path: str = ""
+    entry: dict[str, Any] = field(default_factory=dict)
+    reservation: int | None = None
+
+
+def refusal(decision: Decision, request_id: str, *, retry_after: float | None = None) -> Outgoing:
+    """The JSON answer for a refused or failed request."""
+    headers = [
+        ("content-type", "application/json"),
+        ("vertex-decision", decision.effect.value),
+        ("vertex-request-id", request_id),
+    ]
+    if retry_after is not None:
+        headers.append(("retry-after", str(max(1, round(retry_after + 0.5)))))
+    body = json.dumps({"error": decision.to_json(), "request_id": request_id}).encode()
+    return Outgoing(decision.http_status, headers, body)
+
+
+class Pipeline:
+    """Runs requests through the steps above."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self._scrubbers: dict[bytes, Scrubber] = {}
+
+    async def handle(self, incoming: Incoming) -> Outgoing:
+        """Handle one ``/proxy/...`` request. Never raises for bad input."""
+        call = _Call(secrets.token_hex(8), incoming)
+        rt = self.rt
+        loaded = rt.loaded  # one policy snapshot for the whole request
+        policy = loaded.policy
+        now = rt.clock()
+        call.entry = {
+            "request_id": call.request_id,
+            "method": incoming.method,
+            "path": incoming.raw_path[:2048],
+            "query": incoming.query[:2048],
+            "policy": loaded.digest[:16],
+        }
+        match = _UPSTREAM.match(incoming.raw_path)
+        if match is None:
+            return await self._refuse(
+                call,
+                Decision.deny(
+                    Reason.BAD_REQUEST, "routing", "use /proxy/<upstream>/<path> on the broker"
+                ),
+            )
+        call.upstream, call.path = match.group(1), match.group(2)
+        call.entry.update(upstream=call.upstream, path=call.path)
+
+        try:
+            headers = _single_headers(incoming.headers)
+        except RequestRejected as exc:
+            return await self._refuse(call, Decision.deny(Reason.BAD_REQUEST, "headers", str(exc)))
+        vertex_headers = [(k, v) for k, v in headers.items() if k.startswith("x-vertex-")]
+        target = incoming.raw_path + ("?" + incoming.query if incoming.query else "")
+
+        # 1 authenticate
+        store = rt.store
+        assert store is not None
+        try:
+            auth: AuthResult = await rt.db(
+                lambda: authenticate(
+                    policy=policy,
+                    lookup=store.get_token,
+                    method=incoming.method,
+                    target=target,
+                    headers=headers,
+                    vertex_headers=vertex_headers,
+                    body=incoming.body,
+                    now=now,
+                )
+            )
+        except StoreError as exc:
+            log.error("state database failed: %s", exc)
+            return await self._refuse(
+                call,
+                Decision.deny(
+                    Reason.AUDIT_UNAVAILABLE, "store", "the broker's state is unavailable"
+                ),
+            )
+        call.entry.update(token_id=auth.claimed_id, auth=auth.mode)
+        if auth.record is None:
+            return await self._refuse(call, auth.decision)
+        record = auth.record
+        call.entry["grant"] = record.grant
+
+        # 2 resolve and decide
+        facts = RequestFacts(
+            upstream=call.upstream,
+            method=incoming.method,
+            path=call.path,
+            query=incoming.query,
+            content_type=headers.get("content-type", ""),
+            body=incoming.body,
+        )
+        verdict: Verdict = decide(policy, record.grant, facts)
+        if verdict.resolved is not None:
+            resolved = verdict.resolved
+            call.entry.update(operation=resolved.operation, risk=resolved.risk.value)
+            if resolved.amount is not None:
+                call.entry.update(amount=resolved.amount.value, currency=resolved.amount.currency)
+
+        # 3 admit: nonce always (a refused request cannot be replayed either),
+        #   rate and spend only for what policy allowed
+        admission = _admission(
+            policy_grant=policy.grants.get(record.grant),
+            auth=auth,
+            now=now,
+            verdict=verdict,
+            skew=policy.settings.clock_skew_seconds,
+        )
+        try:
+            admitted: AdmissionResult = await rt.db(lambda: store.admit(admission))
+        except StoreError as exc:
+            log.error("state database failed: %s", exc)
+            return await self._refuse(
+                call,
+                Decision.deny(
+                    Reason.AUDIT_UNAVAILABLE, "store", "the broker's state is unavailable"
+                ),
+            )
+        if not admitted.admitted:
+            assert admitted.reason is not None
+            decision = Decision.deny(admitted.reason, admitted.rule, admitted.message)
+            return await self._refuse(call, decision, retry_after=admitted.retry_after)
+        if not verdict.decision.allowed:
+            return await self._refuse(call, verdict.decision)
+        call.reservation = admitted.reservation
+        return await self._forward(call, verdict.decision)
+
+    async def _refuse(
+        self, call: _Call, decision: Decision, *, retry_after: float | None = None
+    ) -> Outgoing:
+        call.entry.update(decision.to_json())
+        try:
+            await self.rt.audit.append(EntryKind.INTENT, call.entry)
+        except AuditUnavailable as exc:
+            return self._audit_down(call, exc)
+        answer = refusal(decision, call.request_id, retry_after=retry_after)
+        await self._outcome(call, answer.status, decision.reason, spend=None)
+        return answer
+
+    def _audit_down(self, call: _Call, exc: AuditUnavailable) -> Outgoing:
+        log.error("audit log unavailable, refusing request %s: %s", call.request_id, exc)
+        return refusal(
+            Decision.deny(
+                Reason.AUDIT_UNAVAILABLE,
+                "audit",
+                "the audit log cannot be written, so the broker forwards nothing; "
+                "an operator must check the broker's disk and audit.db",
+            ),
+            call.request_id,
+        )
+
+    async def _outcome(
+        self, call: _Call, status: int, reason: Reason, *, spend: str | None, latency_us: int = 0
+    ) -> None:
+        data: dict[str, Any] = {
+            "request_id": call.request_id,
+            "status": status,
+            "reason": reason.value,
+            "latency_us": latency_us,
+        }
+        if spend is not None:
+            data["spend"] = spend
+        try:
+            await self.rt.audit.append(EntryKind.OUTCOME, data)
+        except AuditUnavailable as exc:
+            log.error("outcome of %s not recorded: %s", call.request_id, exc)
+
+    async def _settle(self, call: _Call, *, commit: bool) -> str | None:
+        if call.reservation is None:
+            return None
+        reservation, store = call.reservation, self.rt.store
+        assert store is not None
+        now = self.rt.clock()
+        try:
+            await self.rt.db(lambda: store.settle(reservation, commit=commit, now=now))
+        except StoreError as exc:
+            log.error("spend reservation %s not settled: %s", reservation, exc)
+            return "unsettled"
+        return "committed" if commit else "released"
+
+    async def _fail(self, call: _Call, decision: Decision) -> Outgoing:
+        spend = await self._settle(call, commit=False)
+        answer = refusal(decision, call.request_id)
+        await self._outcome(call, answer.status, decision.reason, spend=spend)
+        return answer
+
+    async def _forward(self, call: _Call, decision: Decision) -> Outgoing:
+        rt = self.rt
+        policy = rt.loaded.policy
+        upstream = policy.upstreams[call.upstream]
+        call.entry.update(decision.to_json())
+        # 4 audit intent, durable before anything leaves
+        try:
+            await rt.audit.append(EntryKind.INTENT, call.entry)
+        except AuditUnavailable as exc:
+            await self._settle(call, commit=False)
+            return self._audit_down(call, exc)
+
+        # 5 inject
+        vault = rt.vault
+        assert vault is not None
+        try:
+            _, secret = await rt.db(lambda: vault.get(upstream.secret))
+        except (VaultError, StoreError) as exc:
+            log.error("vault entry %r unavailable: %s", upstream.secret, type(exc).__name__)
+            return await self._fail(
+                call,
+                Decision.deny(
+                    Reason.SECRET_UNAVAILABLE,
+                    f"upstreams.{call.upstream}.secret",
+                    f"the vault entry {upstream.secret!r} is missing or unreadable; an operator "
+                    f"can run `vertex vault put {upstream.secret} --provider "
+                    f"{upstream.provider}`",
+                ),
+            )
+        value = secret.reveal()
+        # Built before anything leaves: if the response could not be scrubbed, nothing is sent.
+        try:
+            scrubber = self._scrubber(value)
+        except ConfigError:
+            return await self._fail(
+                call,
+                Decision.deny(
+                    Reason.SECRET_UNAVAILABLE,
+                    f"upstreams.{call.upstream}.secret",
+                    f"the vault entry {upstream.secret!r} cannot be scrubbed from responses safely; "
+                    "vault a different secret value",
+                ),
+            )
+        try:
+            out_headers = forwardable_request_headers(call.incoming.headers)
+        except RequestRejected as exc:
+            return await self._fail(call, Decision.deny(Reason.BAD_REQUEST, "headers", str(exc)))
+        out_headers.append(
+            (upstream.inject.header, upstream.inject.format.replace("{secret}", value))
+        )
+
+        # 6 forward
+        try:
+            response = await rt.forwarder.forward(
+                parse_upstream_url(upstream.base_url),
+                method=call.incoming.method,
+                path=call.path,
+                query=call.incoming.query,
+                headers=out_headers,
+                body=call.incoming.body,
+            )
+        except UpstreamBlocked as exc:
+            return await self._fail(
+                call,
+                Decision.deny(
+                    Reason.UPSTREAM_BLOCKED, "settings.allow_private_upstreams", str(exc)
+                ),
+            )
+        except UpstreamTimeout as exc:
+            return await self._fail(
+                call, Decision.deny(Reason.UPSTREAM_TIMEOUT, f"upstreams.{call.upstream}", str(exc))
+            )
+        except UpstreamError as exc:
+            return await self._fail(
+                call, Decision.deny(Reason.UPSTREAM_FAILED, f"upstreams.{call.upstream}", str(exc))
+            )
+
+        # 7 scrub
+        body = scrubber.scrub_bytes(response.body)
+        headers = scrubber.scrub_headers(clean_response_headers(response.headers))
+        headers += [("vertex-decision", "allow"), ("vertex-request-id", call.request_id)]
+
+        # 8 outcome
+        spend = await self._settle(call, commit=200 <= response.status < 300)
+        await self._outcome(
+            call, response.status, Reason.ALLOWED, spend=spend, latency_us=response.latency_us
+        )
+        return Outgoing(response.status, headers, body)
+
+    def _scrubber(self, secret: str) -> Scrubber:
+        import blake3
+
+        key = blake3.blake3(secret.encode()).digest()
+        scrubber = self._scrubbers.get(key)
+        if scrubber is None:
+            if len(self._scrubbers) > 64:
+                self._scrubbers.clear()
+            scrubber = self._scrubbers[key] = Scrubber([secret])
+        return scrubber
+
+
+def _single_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name_b, value_b in raw:
+        name = name_b.decode("latin-1").lower()
+        value = value_b.decode("latin-1")
+        if name in headers and (name in _SINGLE or name.startswith("x-vertex-")):
+            raise RequestRejected(f"header {name!r} appears more than once")
+        headers.setdefault(name, value)
+    return headers
+
+
+def _admission(
+    *, policy_grant: Grant | None, auth: AuthResult, now: float, verdict: Verdict, skew: int
+) -> Admission:
+    assert auth.record is not None
+    token_id = auth.record.token_id
+    base = Admission(token_id=token_id, now=now, nonce=auth.nonce, nonce_expires=now + 2 * skew + 1)
+    if not verdict.decision.allowed or policy_grant is None:
+        return base
+    rates: list[RateKey] = []
+    grant_name = auth.record.grant
+    if policy_grant.rate is not None:
+        if policy_grant.rate.token_rate is not None:
+            rates.append(
+                RateKey(
+                    f"token:{token_id}", policy_grant.rate.token_rate, f"grants.{grant_name}.rate"
+                )
+            )
+        if policy_grant.rate.grant_rate is not None:
+            rates.append(
+                RateKey(
+                    f"grant:{grant_name}",
+                    policy_grant.rate.grant_rate,
+                    f"grants.{grant_name}.rate.per_grant",
+                )
+            )
+    spend: SpendRequest | None = None
+    resolved = verdict.resolved
+    if resolved is not None and resolved.amount is not None and policy_grant.spend is not None:
+        spend = SpendRequest(
+            grant=grant_name,
+            currency=resolved.amount.currency,
+            amount=resolved.amount.value,
+            per_day=policy_grant.spend.per_day,
+            rule=f"grants.{grant_name}.spend.per_day",
+        )
+    return Admission(
+        token_id=token_id,
+        now=now,
+        nonce=auth.nonce,
+        nonce_expires=base.nonce_expires,
+        rates=tuple(rates),
+        spend=spend,
+    )

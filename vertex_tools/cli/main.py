@@ -1,0 +1,108 @@
+"""``vertex``: initialise a broker, vault secrets, issue tokens, serve, audit.
+
+Exit codes: 0 success; 1 a check failed (invalid policy, broken audit log);
+2 usage error; 3 the command could not run (not initialised, unknown name...).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from vertex_tools.cli.audit import audit
+from vertex_tools.cli.common import get_home, handle_errors
+from vertex_tools.cli.demo import demo
+from vertex_tools.cli.policy import policy
+from vertex_tools.cli.token import token
+from vertex_tools.cli.vault import vault
+from vertex_tools.home import init_home
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Data directory (default: $VERTEX_HOME, else ~/.vertex).",
+)
+@click.version_option(package_name="vertex-tools")
+def cli(home: Path | None) -> None:
+    """Brokered egress for AI agents: the agent holds a scoped token, never the secret.
+
+    \b
+    Exit codes: 0 ok, 1 check failed, 2 usage error, 3 could not run.
+    """
+
+
+@cli.command()
+@handle_errors
+def init() -> None:
+    """Create the data directory: master key, checkpoint key, policy.toml, databases.
+
+    Safe to run again: nothing that exists is overwritten.
+    """
+    home = get_home()
+    created = init_home(home, environ=os.environ)
+    for item in created:
+        click.echo(f"created {item}")
+    if not created:
+        click.echo(f"{home.root} is already initialised")
+    click.echo(
+        f"next: vertex --home {home.root} vault put NAME --provider P  (the secret on stdin)"
+    )
+
+
+@cli.command()
+@click.option("--listen", metavar="HOST:PORT", help="TCP address (default 127.0.0.1:8750).")
+@click.option("--uds", type=click.Path(dir_okay=False, path_type=Path), help="Unix socket path.")
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Policy file (default: policy.toml in the data directory).",
+)
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write {url, pid} here once serving (for programs that start the broker).",
+)
+@handle_errors
+def serve(
+    listen: str | None, uds: Path | None, policy_path: Path | None, ready_file: Path | None
+) -> None:
+    """Run the broker. Reloads the policy file when it changes, or on SIGHUP."""
+    from vertex_tools.broker.server import serve as run
+
+    if listen and uds:
+        raise click.UsageError("give --listen or --uds, not both")
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    home = get_home()
+    run(
+        home,
+        policy_path=policy_path or home.policy,
+        listen=listen,
+        uds=uds,
+        environ=os.environ,
+        ready_file=ready_file,
+    )
+
+
+cli.add_command(vault)
+cli.add_command(token)
+cli.add_command(policy)
+cli.add_command(audit)
+cli.add_command(demo)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="vertex")

@@ -1,0 +1,96 @@
+"""``vertex token``: issue, list, revoke."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from vertex_tools.admin import Admin
+from vertex_tools.cli.common import emit_json, fmt_time, get_home, handle_errors
+from vertex_tools.policy import load_policy
+
+__all__ = ["token"]
+
+
+@click.group()
+def token() -> None:
+    """Scoped, revocable tokens for agents."""
+
+
+@token.command("issue")
+@click.option("--grant", required=True, help="The policy grant the token is bound to.")
+@click.option("--ttl", help="Lifetime such as 30m, 1h, 7d (default: the grant's ttl).")
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Policy file (default: policy.toml in the data directory).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: id, token, grant, expires.")
+@handle_errors
+def issue(grant: str, ttl: str | None, policy_path: Path | None, as_json: bool) -> None:
+    """Issue a token. It is printed once and cannot be shown again."""
+    home = get_home()
+    loaded = load_policy(policy_path or home.policy)
+    with Admin(home, os.environ) as admin:
+        issued = admin.token_issue(loaded, grant, ttl)
+    record = issued.record
+    if as_json:
+        emit_json(
+            {
+                "id": record.token_id,
+                "token": issued.token,
+                "grant": record.grant,
+                "expires": fmt_time(record.expires),
+            }
+        )
+        return
+    click.echo(issued.token)
+    click.echo(
+        f"id {record.token_id}, grant {record.grant}, expires {fmt_time(record.expires)} "
+        "(shown once: store it now)",
+        err=True,
+    )
+
+
+@token.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def list_(as_json: bool) -> None:
+    """List tokens: id, grant, created, expires, last used, revoked."""
+    with Admin(get_home(), os.environ) as admin:
+        records = admin.token_list()
+    rows = [
+        {
+            "id": r.token_id,
+            "grant": r.grant,
+            "created": fmt_time(r.created),
+            "expires": fmt_time(r.expires),
+            "last_used": fmt_time(r.last_used),
+            "revoked": fmt_time(r.revoked),
+        }
+        for r in records
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("no tokens")
+    for row in rows:
+        state = f"revoked {row['revoked']}" if row["revoked"] else f"expires {row['expires']}"
+        click.echo(
+            f"{row['id']}  {row['grant']:20} created {row['created']}  {state}  "
+            f"last used {row['last_used'] or 'never'}"
+        )
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@handle_errors
+def revoke(token_id: str) -> None:
+    """Revoke TOKEN_ID; the next request with it is refused."""
+    with Admin(get_home(), os.environ) as admin:
+        admin.token_revoke(token_id)
+    click.echo(f"revoked {token_id}")
