@@ -54,3 +54,37 @@ def test_missing_vault_entry_is_503_and_nothing_forwarded(
         info.value
     )
     assert len(upstream.received) == before
+
+
+def test_an_upstream_name_resolving_to_a_private_address_is_blocked(
+    tmp_path_factory: pytest.TempPathFactory, upstream: EchoServer
+) -> None:
+    dep = make_deployment(tmp_path_factory.mktemp("ssrf"), upstream)
+    text = dep.home.policy.read_text()
+    text = text.replace(upstream.url, f"http://localhost:{upstream.port}")
+    text = text.replace('allow_private_upstreams = ["127.0.0.1"]', "allow_private_upstreams = []")
+    dep.home.policy.write_text(text)
+    issued = dep.issue("reader")
+    before = len(upstream.received)
+    with (
+        dep.broker() as broker,
+        broker.client(issued.token) as client,
+        pytest.raises(BrokerUnavailable) as info,
+    ):
+        client.get("echo", "/items/1")
+    assert "upstream_blocked" in str(info.value)
+    assert "allow_private_upstreams" in str(info.value)
+    assert len(upstream.received) == before
+
+
+def test_rotating_the_master_key_while_serving_keeps_secrets_usable(
+    tmp_path_factory: pytest.TempPathFactory, upstream: EchoServer
+) -> None:
+    dep = make_deployment(tmp_path_factory.mktemp("rotate"), upstream)
+    issued = dep.issue("reader")
+    with dep.broker() as broker, broker.client(issued.token) as client:
+        assert client.get("echo", "/items/1").json()["authorized"] is True
+        with dep.admin() as admin:
+            old_id, new_id, count = admin.vault_rotate_key()
+        assert (count, old_id != new_id) == (1, True)
+        assert client.get("echo", "/items/1").json()["authorized"] is True

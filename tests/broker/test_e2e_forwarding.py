@@ -132,3 +132,22 @@ def test_unknown_routes_are_404_and_health_answers(broker: LocalBroker) -> None:
         bad = http.get("/proxy/ECHO/items/1")
     assert bad.status_code == 403
     assert bad.json()["error"]["reason"] == "bad_request"
+
+
+def test_the_secret_is_in_no_file_log_or_audit_entry(
+    deployment: Deployment, broker: LocalBroker
+) -> None:
+    issued = deployment.issue("reader")
+    with broker.client(issued.token) as client:
+        client.get("echo", "/leak")
+        client.get("echo", "/items/1")
+        with pytest.raises(BrokerRefused):
+            client.post("echo", "/items", json={"amount": 1})
+    needles = [SECRET.encode(), SECRET.encode("utf-16-le"), base64.b64encode(SECRET.encode())]
+    files = [p for p in deployment.home.root.rglob("*") if p.is_file()]
+    assert any(p.name == "broker.log" for p in files)
+    assert any(p.name == "audit.db" for p in files)
+    for path in files:
+        data = path.read_bytes()
+        for needle in needles:
+            assert needle not in data, f"the secret is in {path}"

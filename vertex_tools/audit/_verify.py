@@ -110,7 +110,9 @@ def verify_log(
                         raise AuditIntegrityError(
                             seq,
                             "prev_hash",
-                            f"prev_hash does not match the hash of entry {seq - 1}",
+                            "prev_hash is not the genesis hash"
+                            if seq == 1
+                            else f"prev_hash does not match the hash of entry {seq - 1}",
                             expected=_hex(prev_hash),
                             calculated=running.hex(),
                         )
@@ -142,7 +144,7 @@ def verify_log(
                 checkpoint.seq,
                 "checkpoint",
                 f"the log has {head_seq} entries but the checkpoint covers {checkpoint.seq}:"
-                " entries after the checkpoint's head were removed (truncated)",
+                " entries were removed from the end (truncated)",
                 expected=checkpoint.head_hash.hex(),
             )
         if hash_at_checkpoint != checkpoint.head_hash:

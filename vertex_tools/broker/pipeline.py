@@ -280,10 +280,8 @@ class Pipeline:
             return self._audit_down(call, exc)
 
         # 5 inject
-        vault = rt.vault
-        assert vault is not None
         try:
-            _, secret = await rt.db(lambda: vault.get(upstream.secret))
+            secret = await rt.secret(upstream.secret)
         except (VaultError, StoreError) as exc:
             log.error("vault entry %r unavailable: %s", upstream.secret, type(exc).__name__)
             return await self._fail(
@@ -306,8 +304,8 @@ class Pipeline:
                 Decision.deny(
                     Reason.SECRET_UNAVAILABLE,
                     f"upstreams.{call.upstream}.secret",
-                    f"the vault entry {upstream.secret!r} cannot be scrubbed from responses safely; "
-                    "vault a different secret value",
+                    f"the vault entry {upstream.secret!r} cannot be scrubbed from responses "
+                    "safely; vault a different secret value",
                 ),
             )
         try:

@@ -20,12 +20,12 @@ from typing import TypeVar
 from vertex_tools.audit import AsyncAuditWriter, EntryKind
 from vertex_tools.broker.forward import Forwarder
 from vertex_tools.broker.netguard import AddressPolicy
-from vertex_tools.errors import PolicyError
+from vertex_tools.errors import InvalidCiphertext, PolicyError
 from vertex_tools.home import Home
 from vertex_tools.policy import LoadedPolicy, load_policy
 from vertex_tools.policy.durations import parse_duration
 from vertex_tools.store import SqliteStore
-from vertex_tools.vault import Vault, load_keyring
+from vertex_tools.vault import SecretValue, Vault, load_keyring
 
 __all__ = ["BrokerConfig", "Runtime"]
 
@@ -71,6 +71,25 @@ class Runtime:
     async def db(self, fn: Callable[[], T]) -> T:
         """Run blocking database work on the database thread."""
         return await asyncio.get_running_loop().run_in_executor(self._db, fn)
+
+    async def secret(self, name: str) -> SecretValue:
+        """Open a vault entry. If it fails to open, the master key may have been rotated
+        since the broker started: reload the keyring from disk once and retry."""
+
+        def get() -> SecretValue:
+            assert self.vault is not None
+            try:
+                return self.vault.get(name)[1]
+            except InvalidCiphertext:
+                keyring = load_keyring(self.config.home.root, self.config.environ)
+                if keyring.key_ids == self.vault.keyring.key_ids:
+                    raise
+                self.vault.close()
+                self.vault = Vault(self.config.home.state_db, keyring)
+                log.warning("vault master key changed on disk; keyring reloaded")
+                return self.vault.get(name)[1]
+
+        return await self.db(get)
 
     async def start(self) -> None:
         """Open everything; raise if anything is missing (the broker then refuses to start)."""
