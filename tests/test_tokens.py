@@ -93,9 +93,8 @@ def _sign(token: str, **overrides: object) -> tuple[str, bytes]:
     fields: dict[str, object] = dict(
         method="POST",
         target="/proxy/echo/items?x=1",
-        content_type="application/json",
         body=b'{"amount": 1}',
-        vertex_headers=[("x-vertex-run", "r1")],
+        headers=[("Content-Type", "application/json"), ("x-vertex-run", "r1")],
         timestamp=int(NOW),
     )
     fields.update(overrides)
@@ -119,9 +118,8 @@ def test_signature_binds_every_signed_part() -> None:
         timestamp=int(NOW),
         nonce="n" * 24,
         token_id=issued.record.token_id,
-        content_type="application/json",
         body=b'{"amount": 1}',
-        vertex_headers=[("x-vertex-run", "r1")],
+        headers=[("Content-Type", "application/json"), ("x-vertex-run", "r1")],
     )
     assert verify_signature(issued.record.public_key, sig.signature, canonical_request(**base))  # type: ignore[arg-type]
     for key, value in [
@@ -130,10 +128,19 @@ def test_signature_binds_every_signed_part() -> None:
         ("target", "/proxy/other/items?x=1"),
         ("timestamp", int(NOW) + 1),
         ("nonce", "m" * 24),
-        ("content_type", "text/plain"),
         ("body", b'{"amount": 9}'),
-        ("vertex_headers", [("x-vertex-run", "r2")]),
-        ("vertex_headers", []),
+        ("headers", [("Content-Type", "text/plain"), ("x-vertex-run", "r1")]),
+        ("headers", [("Content-Type", "application/json"), ("x-vertex-run", "r2")]),
+        ("headers", [("Content-Type", "application/json")]),
+        # a forwarded header added on the way (PostgREST schema switch)
+        (
+            "headers",
+            [
+                ("Content-Type", "application/json"),
+                ("x-vertex-run", "r1"),
+                ("Accept-Profile", "private"),
+            ],
+        ),
     ]:
         changed = {**base, key: value}
         assert not verify_signature(
@@ -141,6 +148,25 @@ def test_signature_binds_every_signed_part() -> None:
             sig.signature,
             canonical_request(**changed),  # type: ignore[arg-type]
         ), key
+
+
+def test_headers_that_are_never_forwarded_are_not_signed() -> None:
+    """Proxies may add hop-by-hop and tracing headers; they never reach the upstream."""
+    issued = mint_token("g", now=NOW, ttl=60)
+
+    def canonical(headers: list[tuple[str, str]]) -> bytes:
+        return canonical_request(
+            method="GET",
+            target="/proxy/echo/items/1",
+            timestamp=int(NOW),
+            nonce="n" * 24,
+            token_id=issued.record.token_id,
+            body=b"",
+            headers=headers,
+        )
+
+    plain = canonical([("Accept", "*/*")])
+    assert plain == canonical([("Accept", "*/*"), ("Connection", "close"), ("Via", "1.1 x")])
 
 
 def test_signature_header_reveals_nothing_of_the_token() -> None:

@@ -3,26 +3,40 @@
 The CLI and the demo both go through here, so an action taken either way
 leaves the same audit entry. Entries name things (vault entry, token id,
 grant) and never carry a secret or a token value.
+
+Audit first: the entry is appended before the action is taken, so an action
+the log cannot record is not taken (AuditUnavailable). If the action then
+fails, an ``<action>_failed`` entry follows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from vertex_tools.audit import AuditLog, EntryKind
-from vertex_tools.errors import ConfigError, TokenError
+from vertex_tools.errors import ConfigError, TokenError, VertexError
 from vertex_tools.home import ENV_MASTER_KEY, Home
 from vertex_tools.policy import LoadedPolicy
 from vertex_tools.policy.durations import parse_duration
 from vertex_tools.store import SqliteStore
-from vertex_tools.tokens import IssuedToken, TokenRecord, is_token_id, mint_token
+from vertex_tools.tokens import (
+    PREFIX,
+    IssuedToken,
+    TokenRecord,
+    is_token_id,
+    mint_token,
+    parse_token,
+)
 from vertex_tools.vault import MasterKey, Vault, VaultEntryInfo, load_keyring, rotate_key_file
 
 __all__ = ["Admin"]
+
+T = TypeVar("T")
 
 
 class Admin:
@@ -49,6 +63,15 @@ class Admin:
     def _audit(self, action: str, **data: Any) -> None:
         self.audit.append(EntryKind.ADMIN, {"action": action, "actor": _actor(), **data})
 
+    def _audited(self, action: str, do: Callable[[], T], **data: Any) -> T:
+        self._audit(action, **data)
+        try:
+            return do()
+        except VertexError as exc:
+            with contextlib.suppress(VertexError):
+                self._audit(f"{action}_failed", error=type(exc).__name__, **data)
+            raise
+
     def close(self) -> None:
         """Close every database."""
         if self._vault is not None:
@@ -68,9 +91,14 @@ class Admin:
 
     def vault_put(self, name: str, provider: str, secret: str) -> VaultEntryInfo:
         """Seal ``secret`` under ``name``; replaces an existing entry of that name."""
-        info = self.vault.put(name, provider, secret)
-        self._audit("vault_put", name=name, provider=provider, key_id=info.key_id)
-        return info
+        vault = self.vault
+        return self._audited(
+            "vault_put",
+            lambda: vault.put(name, provider, secret),
+            name=name,
+            provider=provider,
+            key_id=vault.keyring.primary.key_id,
+        )
 
     def vault_list(self) -> list[VaultEntryInfo]:
         """Names, providers and dates; never values."""
@@ -78,34 +106,39 @@ class Admin:
 
     def vault_remove(self, name: str) -> None:
         """Delete an entry."""
-        self.vault.remove(name)
-        self._audit("vault_rm", name=name)
+        vault = self.vault
+        self._audited("vault_rm", lambda: vault.remove(name), name=name)
 
     def vault_rotate_key(self, new_key: MasterKey | None = None) -> tuple[str, str, int]:
         """Re-encrypt every entry under a new master key.
 
         With a key file, a new file replaces it (crash-safe). With
         ``VERTEX_MASTER_KEY``, ``new_key`` must be given; the operator then
-        sets the variable to it.
+        sets the variable to it. A running broker reloads the keyring by itself.
         """
+        old_id = self.vault.keyring.primary.key_id
         if self.environ.get(ENV_MASTER_KEY):
             if new_key is None:
                 raise ConfigError(
                     f"the master key comes from {ENV_MASTER_KEY}: pass the new key on stdin "
                     "with --new-key-stdin, then set the variable to it"
                 )
-            old_id = self.vault.keyring.primary.key_id
-            count = self.vault.reencrypt_all(new_key)
-            result = (old_id, new_key.key_id, count)
-        else:
-            if self._vault is not None:
-                self._vault.close()
-                self._vault = None
-            result = rotate_key_file(self.home.root, self.home.state_db)
-        self._audit(
-            "vault_rotate_key", old_key_id=result[0], new_key_id=result[1], entries=result[2]
+            vault, key = self.vault, new_key
+            return self._audited(
+                "vault_rotate_key",
+                lambda: (old_id, key.key_id, vault.reencrypt_all(key)),
+                old_key_id=old_id,
+                source="environment",
+            )
+        self.vault.close()
+        self._vault = None
+        home = self.home
+        return self._audited(
+            "vault_rotate_key",
+            lambda: rotate_key_file(home.root, home.state_db),
+            old_key_id=old_id,
+            source="key file",
         )
-        return result
 
     # tokens ------------------------------------------------------------------------------
 
@@ -124,9 +157,10 @@ class Admin:
                 f"--ttl {ttl} is longer than grant {grant!r} allows (max_ttl = {spec.max_ttl})"
             )
         issued = mint_token(grant, now=self.clock(), ttl=seconds)
-        self.store.add_token(issued.record)
-        self._audit(
+        store = self.store
+        self._audited(
             "token_issue",
+            lambda: store.add_token(issued.record),
             token_id=issued.record.token_id,
             grant=grant,
             expires=int(issued.record.expires),
@@ -137,14 +171,25 @@ class Admin:
         """Every token, newest first."""
         return self.store.list_tokens()
 
-    def token_revoke(self, token_id: str) -> TokenRecord:
-        """Revoke; effective on the next request. Unknown ids are an error."""
+    def token_revoke(self, token_or_id: str) -> TokenRecord:
+        """Revoke by id, or by the whole token (one found in a log, say); effective on the
+        next request. Unknown ids are an error; a token value is never echoed."""
+        token_id = token_or_id.strip()
+        if token_id.startswith(PREFIX + "."):
+            token_id = parse_token(token_id).token_id
         if not is_token_id(token_id):
-            raise TokenError(f"{token_id!r} is not a token id (tk_ and 16 letters and digits)")
-        record = self.store.revoke_token(token_id, self.clock())
-        if record is None:
+            raise TokenError("not a token id (tk_ and 16 letters and digits) or a vertex token")
+        existing = self.store.get_token(token_id)
+        if existing is None:
             raise TokenError(f"no token {token_id}; `vertex token list` shows the ids")
-        self._audit("token_revoke", token_id=token_id, grant=record.grant)
+        store, now = self.store, self.clock()
+        record = self._audited(
+            "token_revoke",
+            lambda: store.revoke_token(token_id, now),
+            token_id=token_id,
+            grant=existing.grant,
+        )
+        assert record is not None
         return record
 
 

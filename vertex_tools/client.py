@@ -44,17 +44,13 @@ class VertexAuth(httpx.Auth):
         for name in list(request.headers):
             if name.lower() in ("authorization", "apikey", "cookie", "x-api-key"):
                 del request.headers[name]
-        vertex_headers = [
-            (k, v) for k, v in request.headers.items() if k.lower().startswith("x-vertex-")
-        ]
         request.headers["Authorization"] = sign_request(
             self._key,
             token_id=self._token_id,
             method=request.method,
             target=request.url.raw_path.decode("ascii"),
-            content_type=request.headers.get("content-type", ""),
             body=request.content,
-            vertex_headers=vertex_headers,
+            headers=request.headers.multi_items(),
             timestamp=int(self._clock()),
         )
         yield request

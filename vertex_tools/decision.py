@@ -44,6 +44,8 @@ class Reason(StrEnum):
     NOT_ALLOWED = "not_allowed"
     BAD_PATH = "bad_path"
     BAD_REQUEST = "bad_request"
+    REQUEST_TOO_LARGE = "request_too_large"
+    TOKEN_IN_URL = "token_in_url"
     AMOUNT_MISSING = "amount_missing"
     AMOUNT_INVALID = "amount_invalid"
     CURRENCY_MISMATCH = "currency_mismatch"
@@ -118,6 +120,8 @@ class Decision:
             return 429
         if self.effect is Effect.APPROVE:
             return 202
+        if self.reason is Reason.REQUEST_TOO_LARGE:
+            return 413
         return _FAULT_STATUS.get(self.reason, 403)
 
     def to_json(self) -> dict[str, Any]:

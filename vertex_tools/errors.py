@@ -162,11 +162,23 @@ class CheckpointError(AuditError):
 
 
 class UpstreamError(VertexError):
-    """Forwarding to the upstream failed."""
+    """Forwarding to the upstream failed.
+
+    ``maybe_delivered`` is False only when the request certainly never reached the
+    upstream (blocked, refused, never connected); a spend reservation may be
+    released only then. Unknown means it may have been acted on.
+    """
+
+    def __init__(self, message: str, *, maybe_delivered: bool = True) -> None:
+        self.maybe_delivered = maybe_delivered
+        super().__init__(message)
 
 
 class UpstreamBlocked(UpstreamError):
     """The upstream resolved to an address the policy does not allow."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, maybe_delivered=False)
 
 
 class UpstreamTimeout(UpstreamError):

@@ -7,13 +7,17 @@ The client sends::
 and signs, with the Ed25519 key derived from the token's secret, the bytes of
 
     vertex_tools.request.v1 \\n METHOD \\n TARGET \\n TS \\n NONCE \\n TOKEN_ID \\n
-    CONTENT-TYPE \\n BLAKE3(BODY) \\n then every ``x-vertex-*`` header as name:value, sorted
+    BLAKE3(BODY) \\n then every signed header as name:value, sorted by name
 
 where TARGET is the raw request target (path and query) exactly as sent to
-the broker, so the signature binds the upstream, the path, the query, the body
-and every broker-relevant header. The broker checks the timestamp against its
-clock (``settings.clock_skew``) and records the nonce, so a captured request
-cannot be replayed, and nothing in the header reveals the token.
+the broker, and the signed headers are every header the broker would forward
+(``REQUEST_HEADER_ALLOWLIST``: content-type, prefer, accept-profile...) plus
+every ``x-vertex-*`` header. So the signature binds the upstream, the path, the
+query, the body and everything that can reach the upstream or steer the broker:
+nobody between client and broker can add or change any of it. The broker
+checks the timestamp against its clock (``settings.clock_skew``) and records
+the nonce, so a captured request cannot be replayed, and nothing in the header
+reveals the token.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import blake3
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from vertex_tools.broker.headers import REQUEST_HEADER_ALLOWLIST
 from vertex_tools.tokens import load_public_key
 
 __all__ = [
@@ -41,6 +46,7 @@ __all__ = [
 
 SCHEME: Final = "Vertex-v1"
 _DOMAIN: Final = b"vertex_tools.request.v1"
+_OWS: Final = " \t"  # optional whitespace around header values (RFC 9110)
 _HEADER = re.compile(
     r"^Vertex-v1 id=(tk_[a-z2-7]{16}), ts=([0-9]{1,12}), nonce=([A-Za-z0-9_-]{16,64}), "
     r"sig=([A-Za-z0-9_-]{86})$"
@@ -66,6 +72,15 @@ def parse_signature_header(value: str) -> SignatureHeader | None:
     return SignatureHeader(match.group(1), int(match.group(2)), match.group(3), signature)
 
 
+def signed_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The headers a signature covers: forwardable ones and ``x-vertex-*``, in order."""
+    return [
+        (name.lower(), value)
+        for name, value in headers
+        if name.lower() in REQUEST_HEADER_ALLOWLIST or name.lower().startswith("x-vertex-")
+    ]
+
+
 def canonical_request(
     *,
     method: str,
@@ -73,24 +88,20 @@ def canonical_request(
     timestamp: int,
     nonce: str,
     token_id: str,
-    content_type: str,
     body: bytes,
-    vertex_headers: Iterable[tuple[str, str]],
+    headers: Iterable[tuple[str, str]],
 ) -> bytes:
-    """The exact bytes that are signed."""
+    """The exact bytes that are signed; ``headers`` is filtered by :func:`signed_headers`."""
     lines = [
         method.upper(),
         target,
         str(timestamp),
         nonce,
         token_id,
-        content_type.strip(),
         blake3.blake3(body).hexdigest(),
     ]
-    lines.extend(
-        f"{name.lower()}:{value.strip()}"
-        for name, value in sorted((n.lower(), v) for n, v in vertex_headers)
-    )
+    covered = sorted(signed_headers(headers), key=lambda item: item[0])
+    lines.extend(name + ":" + value.strip(_OWS) for name, value in covered)
     return _DOMAIN + b"\n" + "\n".join(lines).encode("utf-8")
 
 
@@ -100,9 +111,8 @@ def sign_request(
     token_id: str,
     method: str,
     target: str,
-    content_type: str,
     body: bytes,
-    vertex_headers: Iterable[tuple[str, str]],
+    headers: Iterable[tuple[str, str]],
     timestamp: int,
     nonce: str | None = None,
 ) -> str:
@@ -114,9 +124,8 @@ def sign_request(
         timestamp=timestamp,
         nonce=nonce,
         token_id=token_id,
-        content_type=content_type,
         body=body,
-        vertex_headers=vertex_headers,
+        headers=headers,
     )
     signature = base64.urlsafe_b64encode(key.sign(message)).decode("ascii").rstrip("=")
     return f"{SCHEME} id={token_id}, ts={timestamp}, nonce={nonce}, sig={signature}"

@@ -134,6 +134,12 @@ TAMPERING: dict[str, Tamper] = {
         "prev_hash",
         "",
     ),
+    "first-prev-hash-not-genesis": Tamper(
+        lambda c: c.execute("UPDATE audit_log SET prev_hash = randomblob(32) WHERE seq = 1"),
+        1,
+        "prev_hash",
+        "genesis",
+    ),
     "hash-stored-as-text": Tamper(
         lambda c: c.execute("UPDATE audit_log SET hash = hex(hash) WHERE seq = 5"), 5, "hash", ""
     ),

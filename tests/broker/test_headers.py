@@ -39,7 +39,6 @@ FORWARDED = [
         b"Wed, 21 Oct 2015 07:28:00 GMT",
         ("if-modified-since", "Wed, 21 Oct 2015 07:28:00 GMT"),
     ),
-    (b"Range", b"0-24", ("range", "0-24")),
     (b"Prefer", b"return=representation", ("prefer", "return=representation")),
     (b"Stripe-Version", b"2024-06-20", ("stripe-version", "2024-06-20")),
     (b"X-GitHub-Api-Version", b"2022-11-28", ("x-github-api-version", "2022-11-28")),
@@ -65,6 +64,11 @@ def test_allowlist_is_lower_case_and_covered() -> None:
 
 
 DROPPED = [
+    # slices of a response could smuggle a secret past the scrubber piece by piece
+    b"Range",
+    b"If-Range",
+    # the broker's own namespace
+    b"Vertex-Decision",
     # credentials: the broker injects its own
     b"Authorization",
     b"authorization",

@@ -191,3 +191,38 @@ def test_help_and_version(vertex: Run) -> None:
     for sub in ("vault", "token", "audit", "policy", "serve", "init", "demo"):
         assert vertex(sub, "--help").returncode == 0
     assert "0.1.0" in vertex("--version").stdout
+
+
+def test_master_key_from_the_environment(tmp_path: Path) -> None:
+    from vertex_tools.vault import MasterKey
+
+    key = MasterKey.generate()
+    home = tmp_path / "envhome"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERTEX_")}
+    env.update(VERTEX_HOME=str(home), VERTEX_MASTER_KEY=key.encode())
+
+    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "vertex_tools", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+
+    assert run("init").returncode == 0
+    assert not (home / "master.key").exists()
+    assert run("vault", "put", "k", "--provider", "http", stdin=SECRET).returncode == 0
+    refused = run("vault", "rotate-key")
+    assert refused.returncode == 3 and "--new-key-stdin" in refused.stderr
+    new = MasterKey.generate()
+    rotated = run("vault", "rotate-key", "--new-key-stdin", stdin=new.encode() + "\n")
+    assert rotated.returncode == 0, rotated.stderr
+    assert key.encode() not in rotated.stdout + rotated.stderr
+    env["VERTEX_MASTER_KEY"] = new.encode()
+    listed = run("vault", "list", "--json")
+    assert json.loads(listed.stdout)[0]["key_id"] == new.key_id
+    env["VERTEX_MASTER_KEY"] = "not-a-key"
+    bad = run("vault", "put", "k2", "--provider", "http", stdin=SECRET)
+    assert bad.returncode == 3 and "VERTEX_MASTER_KEY" in bad.stderr

@@ -85,6 +85,9 @@ def j(obj: object) -> bytes:
         ("echo-writer", facts("GET", "/items//1"), Effect.DENY, Reason.BAD_PATH, "paths"),
         ("echo-writer", facts("GET", "/items/1\\x"), Effect.DENY, Reason.BAD_PATH, "paths"),
         ("echo-writer", facts("GET", "/items/%zz"), Effect.DENY, Reason.BAD_PATH, "paths"),
+        ("echo-writer", facts("GET", "/items/..;"), Effect.DENY, Reason.BAD_PATH, "paths"),
+        ("echo-writer", facts("GET", "/items/1;x=y"), Effect.DENY, Reason.BAD_PATH, "paths"),
+        ("echo-writer", facts("GET", "/items/%3b"), Effect.DENY, Reason.BAD_PATH, "paths"),
         (
             "echo-writer",
             facts("POST", "/items", j({"name": "x"})),

@@ -131,8 +131,8 @@ def canonical_json(value: object) -> str:
 def _make_fast_canonical() -> Callable[[object], str]:
     """Build the canonical encoder used when re-encoding entries during verification.
 
-    ``JSONEncoder.encode`` rebuilds the C encoder on every call, which is about a
-    third of the time verify_log spends per entry. Building it once is the same
+    ``JSONEncoder.encode`` rebuilds the C encoder on every call, about 1.5 us of
+    the 8 us verify_log spends per entry. Building it once gives the same
     encoder with the same arguments; it is used only if it agrees with the
     stdlib path on a probe, so a future Python that changes the private
     signature falls back to the slower path instead of changing the encoding.

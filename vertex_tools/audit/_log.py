@@ -69,7 +69,7 @@ def _describe(exc: sqlite3.Error) -> str:
     return f"{exc} ({name})" if name else str(exc)
 
 
-def end_transaction(conn: sqlite3.Connection) -> None:
+def _end_transaction(conn: sqlite3.Connection) -> None:
     """Roll back whatever transaction is still open on ``conn`` (for ``finally``).
 
     If even the rollback fails the connection is in an unknown state, so it is
@@ -161,7 +161,7 @@ class AuditLog:
                         self._create_schema()
                     conn.execute("COMMIT")
                 finally:
-                    end_transaction(conn)
+                    _end_transaction(conn)
             tables = self._tables()
             if not {"audit_log", "meta"} <= tables:
                 found = ", ".join(sorted(tables)) or "none"
@@ -248,7 +248,7 @@ class AuditLog:
                 conn.executemany(_INSERT_ROW, rows)
                 conn.execute("COMMIT")
             finally:
-                end_transaction(conn)
+                _end_transaction(conn)
         except sqlite3.Error as exc:
             waited = (
                 f" after waiting {self._busy_timeout_s:g} s"
@@ -350,7 +350,7 @@ class AuditLog:
         try:
             yield self._conn
         finally:
-            end_transaction(self._conn)
+            _end_transaction(self._conn)
 
     # -- lifetime -----------------------------------------------------------
 

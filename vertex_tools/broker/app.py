@@ -14,9 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from vertex_tools.broker.pipeline import Incoming, Outgoing, Pipeline, refusal
+from vertex_tools.broker.pipeline import Incoming, Outgoing, Pipeline
 from vertex_tools.broker.runtime import Runtime
-from vertex_tools.decision import Decision, Reason
 
 __all__ = ["BrokerApp"]
 
@@ -93,34 +92,20 @@ class BrokerApp:
                 b'{"error": {"message": "not found: the broker serves /proxy/<upstream>/<path>"}}',
             )
         limit = self.runtime.loaded.policy.settings.max_request_bytes
+        too_large = False
         try:
             body = await _read_body(scope, receive, limit)
         except BodyTooLarge:
-            decision = Decision.deny(
-                Reason.BAD_REQUEST,
-                "settings.max_request_bytes",
-                f"the request body is larger than {limit} bytes",
-            )
-            answer = refusal(decision, "-")
-            answer.status = 413
-            return answer
+            body, too_large = b"", True  # refused, and audited, by the pipeline
         incoming = Incoming(
             method=method,
             raw_path=path,
             query=scope.get("query_string", b"").decode("latin-1"),
             headers=list(scope["headers"]),
             body=body,
+            too_large=too_large,
         )
-        try:
-            return await self.pipeline.handle(incoming)
-        except Exception:
-            log.exception("unexpected error in the pipeline")
-            return refusal(
-                Decision.deny(
-                    Reason.INTERNAL_ERROR, "broker", "internal broker error; see the broker's log"
-                ),
-                "-",
-            )
+        return await self.pipeline.handle(incoming)
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:

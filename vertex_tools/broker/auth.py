@@ -50,7 +50,7 @@ def authenticate(
     method: str,
     target: str,
     headers: dict[str, str],
-    vertex_headers: list[tuple[str, str]],
+    all_headers: list[tuple[str, str]],
     body: bytes,
     now: float,
 ) -> AuthResult:
@@ -66,7 +66,7 @@ def authenticate(
         )
     scheme = value.split(" ", 1)[0].lower()
     if scheme == "vertex-v1":
-        return _signed(policy, lookup, method, target, headers, vertex_headers, body, now, value)
+        return _signed(policy, lookup, method, target, all_headers, body, now, value)
     if scheme in ("bearer", "token"):
         return _bearer(policy, lookup, value.split(" ", 1)[1] if " " in value else "", now)
     return _deny(
@@ -77,11 +77,28 @@ def authenticate(
     )
 
 
-def _lifetime(record: TokenRecord, now: float, mode: str, nonce: str | None) -> AuthResult:
+def _lifetime(
+    policy: Policy, record: TokenRecord, now: float, mode: str, nonce: str | None
+) -> AuthResult:
     if record.revoked is not None:
         return AuthResult(
             Decision.deny(
                 Reason.TOKEN_REVOKED, "authentication", "this token was revoked; ask for a new one"
+            ),
+            None,
+            record.token_id,
+            mode,
+        )
+    grant = policy.grants.get(record.grant)
+    # max_ttl is enforced on use too: a token issued under a looser policy, or before
+    # max_ttl was lowered, must not outlive what the policy now allows.
+    if grant is not None and now >= record.created + grant.max_ttl_seconds:
+        return AuthResult(
+            Decision.deny(
+                Reason.TOKEN_EXPIRED,
+                f"grants.{record.grant}.max_ttl",
+                f"this token is older than grant {record.grant!r} allows "
+                f"(max_ttl = {grant.max_ttl}); ask for a new one",
             ),
             None,
             record.token_id,
@@ -106,8 +123,7 @@ def _signed(
     lookup: TokenLookup,
     method: str,
     target: str,
-    headers: dict[str, str],
-    vertex_headers: list[tuple[str, str]],
+    all_headers: list[tuple[str, str]],
     body: bytes,
     now: float,
     value: str,
@@ -122,9 +138,8 @@ def _signed(
         timestamp=parsed.timestamp,
         nonce=parsed.nonce,
         token_id=parsed.token_id,
-        content_type=headers.get("content-type", ""),
         body=body,
-        vertex_headers=vertex_headers,
+        headers=all_headers,
     )
     good = verify_signature((record or _DUMMY).public_key, parsed.signature, message)
     if record is None:
@@ -145,7 +160,7 @@ def _signed(
             parsed.token_id,
             "signed",
         )
-    return _lifetime(record, now, "signed", parsed.nonce)
+    return _lifetime(policy, record, now, "signed", parsed.nonce)
 
 
 def _bearer(policy: Policy, lookup: TokenLookup, token: str, now: float) -> AuthResult:
@@ -166,4 +181,4 @@ def _bearer(policy: Policy, lookup: TokenLookup, token: str, now: float) -> Auth
             parsed.token_id,
             "bearer",
         )
-    return _lifetime(record, now, "bearer", None)
+    return _lifetime(policy, record, now, "bearer", None)

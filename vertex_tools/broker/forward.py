@@ -10,14 +10,18 @@ Hard rules, whatever the request says:
   because aiohttp does not resolve them;
 * redirects are returned to the agent, never followed;
 * proxy settings from the environment are ignored (``trust_env=False``);
-* connect and read timeouts; responses over the size limit are refused.
+* connect and read timeouts; responses over the size limit are refused;
+* the body handed back is plain bytes the scrubber can read: gzip and deflate
+  are decoded here (bounded), any other content encoding is refused;
+* error messages carry the exception's type, never its text: library errors
+  quote what the upstream sent, and an upstream may echo the secret.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,7 +31,7 @@ from yarl import URL
 from vertex_tools.broker.netguard import AddressPolicy, PinnedResolver, UpstreamURL
 from vertex_tools.errors import UpstreamBlocked, UpstreamError, UpstreamTimeout
 
-__all__ = ["Forwarder", "UpstreamResponse"]
+__all__ = ["Forwarder", "UpstreamResponse", "decode_body"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,42 @@ class UpstreamResponse:
     headers: list[tuple[str, str]]
     body: bytes
     latency_us: int
+
+
+def decode_body(encodings: Sequence[str], body: bytes, limit: int) -> bytes:
+    """Undo a single gzip or deflate encoding, never producing more than ``limit`` bytes."""
+    tokens = [
+        token.strip().lower()
+        for value in encodings
+        for token in value.split(",")
+        if token.strip() and token.strip().lower() != "identity"
+    ]
+    if not tokens:
+        return body
+    if len(tokens) > 1 or tokens[0] not in ("gzip", "x-gzip", "deflate"):
+        raise UpstreamError(
+            f"the upstream answered with content encoding {', '.join(tokens)!r}, which the "
+            "broker cannot scrub; the response was withheld"
+        )
+    wbits = 16 + zlib.MAX_WBITS if tokens[0] in ("gzip", "x-gzip") else zlib.MAX_WBITS
+    try:
+        decoder = zlib.decompressobj(wbits)
+        out = decoder.decompress(body, limit + 1)
+        if tokens[0] == "deflate" and not decoder.eof and not out:
+            raise zlib.error("not zlib-wrapped")
+    except zlib.error:
+        if tokens[0] != "deflate":
+            raise UpstreamError("the upstream's gzip body does not decode") from None
+        try:  # some servers send raw deflate without the zlib wrapper
+            decoder = zlib.decompressobj(-zlib.MAX_WBITS)
+            out = decoder.decompress(body, limit + 1)
+        except zlib.error:
+            raise UpstreamError("the upstream's deflate body does not decode") from None
+    if len(out) > limit:
+        raise UpstreamError(f"the decoded upstream response is larger than {limit} bytes")
+    if not decoder.eof:
+        raise UpstreamError("the upstream's compressed body is truncated")
+    return out
 
 
 class Forwarder:
@@ -67,13 +107,12 @@ class Forwarder:
             resolver=PinnedResolver(self._addresses),
             use_dns_cache=False,
             limit=256,
-            enable_cleanup_closed=True,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=self._timeout,
             trust_env=False,
-            auto_decompress=True,
+            auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
         )
 
@@ -103,7 +142,7 @@ class Forwarder:
     ) -> UpstreamResponse:
         """Send one request; raise :class:`UpstreamError` subclasses on failure."""
         if self._session is None:
-            raise UpstreamError("the forwarder is not started")
+            raise UpstreamError("the forwarder is not started", maybe_delivered=False)
         self.check_literal_host(upstream)
         host = f"[{upstream.host}]" if ":" in upstream.host else upstream.host
         target = f"{upstream.scheme}://{host}:{upstream.port}{upstream.base_path}{path}"
@@ -117,7 +156,6 @@ class Forwarder:
                 headers=[*headers, ("Accept-Encoding", "identity")],
                 data=body if body else None,
                 allow_redirects=False,
-                max_redirects=0,
             ) as response:
                 chunks: list[bytes] = []
                 size = 0
@@ -126,26 +164,46 @@ class Forwarder:
                     if size > self._max_response:
                         raise UpstreamError(
                             f"the upstream response is larger than max_response_bytes "
-                            f"({self._max_response})"
+                            f"({self._max_response}); it was withheld"
                         )
                     chunks.append(chunk)
-                return UpstreamResponse(
-                    status=response.status,
-                    headers=[(k, v) for k, v in response.headers.items()],
-                    body=b"".join(chunks),
-                    latency_us=int((time.perf_counter() - started) * 1e6),
-                )
+                status = response.status
+                raw_headers = [(k, v) for k, v in response.headers.items()]
+                encodings = response.headers.getall("Content-Encoding", [])
         except UpstreamError:
             raise
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise UpstreamTimeout(
+                f"could not connect to {upstream.host} in time", maybe_delivered=False
+            ) from exc
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{upstream.host} did not answer in time") from exc
+        except aiohttp.ClientConnectorError as exc:
+            blocked = _blocked_cause(exc)
+            if blocked is not None:
+                raise blocked from exc
+            raise UpstreamError(
+                f"cannot connect to {upstream.host} ({type(exc).__name__})", maybe_delivered=False
+            ) from exc
         except aiohttp.ClientError as exc:
             blocked = _blocked_cause(exc)
             if blocked is not None:
                 raise blocked from exc
-            raise UpstreamError(f"{upstream.host}: {type(exc).__name__}: {exc}") from exc
-        except (OSError, asyncio.IncompleteReadError) as exc:
-            raise UpstreamError(f"{upstream.host}: {type(exc).__name__}") from exc
+            raise UpstreamError(
+                f"the connection to {upstream.host} failed ({type(exc).__name__})"
+            ) from exc
+        except OSError as exc:
+            raise UpstreamError(
+                f"the connection to {upstream.host} failed ({type(exc).__name__})"
+            ) from exc
+        if not 200 <= status <= 599:
+            raise UpstreamError(f"the upstream answered with status {status}, which is not relayed")
+        return UpstreamResponse(
+            status=status,
+            headers=raw_headers,
+            body=decode_body(encodings, b"".join(chunks), self._max_response),
+            latency_us=int((time.perf_counter() - started) * 1e6),
+        )
 
 
 def _blocked_cause(exc: BaseException) -> UpstreamBlocked | None:

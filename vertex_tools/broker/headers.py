@@ -36,7 +36,8 @@ REQUEST_HEADER_ALLOWLIST: frozenset[str] = frozenset(
         "if-match",
         "if-none-match",
         "if-modified-since",
-        "range",
+        # not range / if-range: slices of a response that quotes the secret would each
+        # pass the scrubber and could be put back together by the agent
         "prefer",  # PostgREST: return=representation, count=exact
         "stripe-version",
         # not stripe-account: switching the account is a control argument,
@@ -70,7 +71,7 @@ _NEVER_FORWARDED = frozenset(
         "x-real-ip",
     }
 )
-_NEVER_FORWARDED_PREFIXES = ("x-forwarded-", "x-vertex-", "proxy-")
+_NEVER_FORWARDED_PREFIXES = ("x-forwarded-", "x-vertex-", "vertex-", "proxy-")
 
 # One value only: two would let the broker and the upstream read different ones.
 _SINGLE_VALUED = frozenset(
@@ -104,7 +105,9 @@ _RESPONSE_DROPPED = frozenset(
         "alt-svc",
     }
 )
-_RESPONSE_DROPPED_PREFIXES = ("proxy-", "x-vertex-")
+# vertex-* are the broker's own answer headers (vertex-decision): an upstream must
+# not be able to forge a refusal or point at another audit entry.
+_RESPONSE_DROPPED_PREFIXES = ("proxy-", "x-vertex-", "vertex-")
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _TOKEN_TEXT = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -171,8 +174,8 @@ def clean_response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str
     Dropped: hop-by-hop headers and any header the ``connection`` header
     names, ``proxy-*``, ``content-length`` and ``content-encoding`` (the
     broker re-frames the scrubbed body), ``set-cookie`` (an upstream session
-    is a credential), ``alt-svc``, ``x-vertex-*`` (only the broker writes
-    those), and any header with a malformed name or a control character in
+    is a credential), ``alt-svc``, ``x-vertex-*`` and ``vertex-*`` (only the
+    broker writes those), and any header with a malformed name or a control character in
     its value. Kept, among others: ``location`` (redirects are returned, never
     followed) and ``www-authenticate``.
     """

@@ -461,11 +461,17 @@ async def resolve_checked(
     try:
         answers = await lookup(host, port)
     except TimeoutError as exc:
-        raise UpstreamTimeout(f"resolving upstream host {host!r} timed out") from exc
+        raise UpstreamTimeout(
+            f"resolving upstream host {host!r} timed out", maybe_delivered=False
+        ) from exc
     except (OSError, UnicodeError) as exc:
-        raise UpstreamError(f"could not resolve upstream host {host!r}: {exc}") from exc
+        raise UpstreamError(
+            f"could not resolve upstream host {host!r}: {exc}", maybe_delivered=False
+        ) from exc
     if not answers:
-        raise UpstreamError(f"upstream host {host!r} resolved to no addresses")
+        raise UpstreamError(
+            f"upstream host {host!r} resolved to no addresses", maybe_delivered=False
+        )
 
     checked: list[str] = []
     for answer in answers:
@@ -524,7 +530,10 @@ class PinnedResolver(AbstractResolver):
                 )
             )
         if not results:
-            raise UpstreamError(f"upstream host {host!r} has no address of family {family!r}")
+            raise UpstreamError(
+                f"upstream host {host!r} has no address of family {family!r}",
+                maybe_delivered=False,
+            )
         return results
 
     async def close(self) -> None:

@@ -10,9 +10,17 @@
     7 scrub          secret values out of the response                     scrub.py
     8 audit outcome  status, latency, spend committed or released
 
-Invariants: nothing is forwarded without an intent entry already durable;
-every request that got an intent entry gets an outcome entry unless the
-audit log itself fails; a spend reservation is committed only on a 2xx.
+Invariants:
+
+* nothing is forwarded without an intent entry already durable;
+* every request gets exactly one intent and one outcome entry, unless the
+  audit log itself fails (then nothing is forwarded);
+* one policy snapshot decides and forwards a request, even across a reload;
+* a spend reservation is committed on a 2xx, released only when the request
+  certainly never reached the upstream or the upstream answered a failure,
+  and otherwise held (it may have been acted on);
+* nothing that leaves the broker after the secret is injected (response,
+  refusal message) is unscrubbed; no token value is written to the audit log.
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
+
+import blake3
 
 from vertex_tools.audit import EntryKind
 from vertex_tools.broker.auth import AuthResult, authenticate
@@ -41,15 +51,18 @@ from vertex_tools.errors import (
     UpstreamTimeout,
     VaultError,
 )
+from vertex_tools.policy import LoadedPolicy
 from vertex_tools.policy.engine import RequestFacts, Verdict, decide
 from vertex_tools.policy.models import Grant
 from vertex_tools.store import Admission, AdmissionResult, RateKey, SpendRequest
 
-__all__ = ["Incoming", "Outgoing", "Pipeline"]
+__all__ = ["Incoming", "Outgoing", "Pipeline", "refusal"]
 
 log = logging.getLogger("vertex_tools.broker")
 _UPSTREAM = re.compile(r"^/proxy/([a-z0-9][a-z0-9._-]{0,63})(/.*)$")
 _SINGLE = ("authorization", "content-type")
+# A vertex token anywhere in a URL (also percent-encoded dots): never logged, never sent.
+_TOKEN_IN_TEXT = re.compile(r"vt1(?:\.|%2[eE])tk_[a-z2-7]{16}(?:\.|%2[eE])[A-Za-z0-9_-]{20,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +74,7 @@ class Incoming:
     query: str
     headers: list[tuple[bytes, bytes]]
     body: bytes
+    too_large: bool = False
 
 
 @dataclass(slots=True)
@@ -76,10 +90,14 @@ class Outgoing:
 class _Call:
     request_id: str
     incoming: Incoming
+    loaded: LoadedPolicy
     upstream: str = ""
     path: str = ""
     entry: dict[str, Any] = field(default_factory=dict)
     reservation: int | None = None
+    intent_written: bool = False
+    outcome_written: bool = False
+    scrubber: Scrubber | None = None
 
 
 def refusal(decision: Decision, request_id: str, *, retry_after: float | None = None) -> Outgoing:
@@ -95,6 +113,11 @@ def refusal(decision: Decision, request_id: str, *, retry_after: float | None = 
     return Outgoing(decision.http_status, headers, body)
 
 
+def redact_tokens(text: str) -> str:
+    """Replace any vertex token in ``text`` by its id and ``[REDACTED]``."""
+    return _TOKEN_IN_TEXT.sub("vt1.[REDACTED]", text)
+
+
 class Pipeline:
     """Runs requests through the steps above."""
 
@@ -103,19 +126,59 @@ class Pipeline:
         self._scrubbers: dict[bytes, Scrubber] = {}
 
     async def handle(self, incoming: Incoming) -> Outgoing:
-        """Handle one ``/proxy/...`` request. Never raises for bad input."""
-        call = _Call(secrets.token_hex(8), incoming)
+        """Handle one ``/proxy/...`` request. Never raises."""
+        call = _Call(secrets.token_hex(8), incoming, self.rt.loaded)
+        try:
+            return await self._handle(call)
+        except Exception:
+            log.exception("unexpected error in the pipeline (request %s)", call.request_id)
+            decision = Decision.deny(
+                Reason.INTERNAL_ERROR, "broker", "internal broker error; see the broker's log"
+            )
+            try:
+                if call.reservation is not None and not call.intent_written:
+                    await self._settle(call, commit=False)
+                if not call.intent_written:
+                    return await self._refuse(call, decision)
+                if not call.outcome_written:
+                    await self._outcome(call, 500, decision.reason, spend=None)
+            except Exception:
+                log.exception("could not record the internal error of %s", call.request_id)
+            return refusal(decision, call.request_id)
+
+    async def _handle(self, call: _Call) -> Outgoing:
         rt = self.rt
-        loaded = rt.loaded  # one policy snapshot for the whole request
-        policy = loaded.policy
+        incoming = call.incoming
+        policy = call.loaded.policy
         now = rt.clock()
         call.entry = {
             "request_id": call.request_id,
             "method": incoming.method,
-            "path": incoming.raw_path[:2048],
-            "query": incoming.query[:2048],
-            "policy": loaded.digest[:16],
+            "path": redact_tokens(incoming.raw_path[:2048]),
+            "query": redact_tokens(incoming.query[:2048]),
+            "policy": call.loaded.digest[:16],
         }
+        if incoming.too_large:
+            limit = policy.settings.max_request_bytes
+            return await self._refuse(
+                call,
+                Decision.deny(
+                    Reason.REQUEST_TOO_LARGE,
+                    "settings.max_request_bytes",
+                    f"the request body is larger than {limit} bytes",
+                ),
+            )
+        if _TOKEN_IN_TEXT.search(incoming.raw_path) or _TOKEN_IN_TEXT.search(incoming.query):
+            return await self._refuse(
+                call,
+                Decision.deny(
+                    Reason.TOKEN_IN_URL,
+                    "authentication",
+                    "a vertex token was put in the URL, where logs and upstreams see it; "
+                    "it was not forwarded: revoke it (vertex token revoke) and send tokens "
+                    "only in the Authorization header",
+                ),
+            )
         match = _UPSTREAM.match(incoming.raw_path)
         if match is None:
             return await self._refuse(
@@ -131,7 +194,7 @@ class Pipeline:
             headers = _single_headers(incoming.headers)
         except RequestRejected as exc:
             return await self._refuse(call, Decision.deny(Reason.BAD_REQUEST, "headers", str(exc)))
-        vertex_headers = [(k, v) for k, v in headers.items() if k.startswith("x-vertex-")]
+        all_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in incoming.headers]
         target = incoming.raw_path + ("?" + incoming.query if incoming.query else "")
 
         # 1 authenticate
@@ -145,19 +208,14 @@ class Pipeline:
                     method=incoming.method,
                     target=target,
                     headers=headers,
-                    vertex_headers=vertex_headers,
+                    all_headers=all_headers,
                     body=incoming.body,
                     now=now,
                 )
             )
         except StoreError as exc:
             log.error("state database failed: %s", exc)
-            return await self._refuse(
-                call,
-                Decision.deny(
-                    Reason.AUDIT_UNAVAILABLE, "store", "the broker's state is unavailable"
-                ),
-            )
+            return await self._refuse(call, _store_down())
         call.entry.update(token_id=auth.claimed_id, auth=auth.mode)
         if auth.record is None:
             return await self._refuse(call, auth.decision)
@@ -180,7 +238,7 @@ class Pipeline:
             if resolved.amount is not None:
                 call.entry.update(amount=resolved.amount.value, currency=resolved.amount.currency)
 
-        # 3 admit: nonce always (a refused request cannot be replayed either),
+        # 3 admit: the nonce always (a refused request cannot be replayed either),
         #   rate and spend only for what policy allowed
         admission = _admission(
             policy_grant=policy.grants.get(record.grant),
@@ -193,12 +251,7 @@ class Pipeline:
             admitted: AdmissionResult = await rt.db(lambda: store.admit(admission))
         except StoreError as exc:
             log.error("state database failed: %s", exc)
-            return await self._refuse(
-                call,
-                Decision.deny(
-                    Reason.AUDIT_UNAVAILABLE, "store", "the broker's state is unavailable"
-                ),
-            )
+            return await self._refuse(call, _store_down())
         if not admitted.admitted:
             assert admitted.reason is not None
             decision = Decision.deny(admitted.reason, admitted.rule, admitted.message)
@@ -216,6 +269,7 @@ class Pipeline:
             await self.rt.audit.append(EntryKind.INTENT, call.entry)
         except AuditUnavailable as exc:
             return self._audit_down(call, exc)
+        call.intent_written = True
         answer = refusal(decision, call.request_id, retry_after=retry_after)
         await self._outcome(call, answer.status, decision.reason, spend=None)
         return answer
@@ -245,6 +299,7 @@ class Pipeline:
             data["spend"] = spend
         try:
             await self.rt.audit.append(EntryKind.OUTCOME, data)
+            call.outcome_written = True
         except AuditUnavailable as exc:
             log.error("outcome of %s not recorded: %s", call.request_id, exc)
 
@@ -252,6 +307,7 @@ class Pipeline:
         if call.reservation is None:
             return None
         reservation, store = call.reservation, self.rt.store
+        call.reservation = None
         assert store is not None
         now = self.rt.clock()
         try:
@@ -261,16 +317,28 @@ class Pipeline:
             return "unsettled"
         return "committed" if commit else "released"
 
-    async def _fail(self, call: _Call, decision: Decision) -> Outgoing:
-        spend = await self._settle(call, commit=False)
+    async def _fail(self, call: _Call, decision: Decision, *, maybe_delivered: bool) -> Outgoing:
+        if maybe_delivered:
+            # The upstream may have acted on it: the amount stays reserved (counted
+            # against the ceiling) rather than being handed back.
+            spend = "held" if call.reservation is not None else None
+            call.reservation = None
+        else:
+            spend = await self._settle(call, commit=False)
+        if call.scrubber is not None:
+            decision = Decision(
+                decision.effect,
+                decision.reason,
+                decision.rule,
+                call.scrubber.scrub_text(decision.message),
+            )
         answer = refusal(decision, call.request_id)
         await self._outcome(call, answer.status, decision.reason, spend=spend)
         return answer
 
     async def _forward(self, call: _Call, decision: Decision) -> Outgoing:
         rt = self.rt
-        policy = rt.loaded.policy
-        upstream = policy.upstreams[call.upstream]
+        upstream = call.loaded.policy.upstreams[call.upstream]
         call.entry.update(decision.to_json())
         # 4 audit intent, durable before anything leaves
         try:
@@ -278,6 +346,7 @@ class Pipeline:
         except AuditUnavailable as exc:
             await self._settle(call, commit=False)
             return self._audit_down(call, exc)
+        call.intent_written = True
 
         # 5 inject
         try:
@@ -293,11 +362,12 @@ class Pipeline:
                     f"can run `vertex vault put {upstream.secret} --provider "
                     f"{upstream.provider}`",
                 ),
+                maybe_delivered=False,
             )
         value = secret.reveal()
         # Built before anything leaves: if the response could not be scrubbed, nothing is sent.
         try:
-            scrubber = self._scrubber(value)
+            call.scrubber = self._scrubber(value)
         except ConfigError:
             return await self._fail(
                 call,
@@ -307,11 +377,14 @@ class Pipeline:
                     f"the vault entry {upstream.secret!r} cannot be scrubbed from responses "
                     "safely; vault a different secret value",
                 ),
+                maybe_delivered=False,
             )
         try:
             out_headers = forwardable_request_headers(call.incoming.headers)
         except RequestRejected as exc:
-            return await self._fail(call, Decision.deny(Reason.BAD_REQUEST, "headers", str(exc)))
+            return await self._fail(
+                call, Decision.deny(Reason.BAD_REQUEST, "headers", str(exc)), maybe_delivered=False
+            )
         out_headers.append(
             (upstream.inject.header, upstream.inject.format.replace("{secret}", value))
         )
@@ -327,22 +400,23 @@ class Pipeline:
                 body=call.incoming.body,
             )
         except UpstreamBlocked as exc:
+            reason, rule = Reason.UPSTREAM_BLOCKED, "settings.allow_private_upstreams"
             return await self._fail(
-                call,
-                Decision.deny(
-                    Reason.UPSTREAM_BLOCKED, "settings.allow_private_upstreams", str(exc)
-                ),
+                call, Decision.deny(reason, rule, str(exc)), maybe_delivered=False
             )
         except UpstreamTimeout as exc:
+            reason, rule = Reason.UPSTREAM_TIMEOUT, f"upstreams.{call.upstream}"
             return await self._fail(
-                call, Decision.deny(Reason.UPSTREAM_TIMEOUT, f"upstreams.{call.upstream}", str(exc))
+                call, Decision.deny(reason, rule, str(exc)), maybe_delivered=exc.maybe_delivered
             )
         except UpstreamError as exc:
+            reason, rule = Reason.UPSTREAM_FAILED, f"upstreams.{call.upstream}"
             return await self._fail(
-                call, Decision.deny(Reason.UPSTREAM_FAILED, f"upstreams.{call.upstream}", str(exc))
+                call, Decision.deny(reason, rule, str(exc)), maybe_delivered=exc.maybe_delivered
             )
 
         # 7 scrub
+        scrubber = call.scrubber
         body = scrubber.scrub_bytes(response.body)
         headers = scrubber.scrub_headers(clean_response_headers(response.headers))
         headers += [("vertex-decision", "allow"), ("vertex-request-id", call.request_id)]
@@ -355,8 +429,6 @@ class Pipeline:
         return Outgoing(response.status, headers, body)
 
     def _scrubber(self, secret: str) -> Scrubber:
-        import blake3
-
         key = blake3.blake3(secret.encode()).digest()
         scrubber = self._scrubbers.get(key)
         if scrubber is None:
@@ -364,6 +436,12 @@ class Pipeline:
                 self._scrubbers.clear()
             scrubber = self._scrubbers[key] = Scrubber([secret])
         return scrubber
+
+
+def _store_down() -> Decision:
+    return Decision.deny(
+        Reason.AUDIT_UNAVAILABLE, "store", "the broker's state database is unavailable"
+    )
 
 
 def _single_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -382,9 +460,9 @@ def _admission(
 ) -> Admission:
     assert auth.record is not None
     token_id = auth.record.token_id
-    base = Admission(token_id=token_id, now=now, nonce=auth.nonce, nonce_expires=now + 2 * skew + 1)
+    nonce_expires = now + 2 * skew + 1
     if not verdict.decision.allowed or policy_grant is None:
-        return base
+        return Admission(token_id=token_id, now=now, nonce=auth.nonce, nonce_expires=nonce_expires)
     rates: list[RateKey] = []
     grant_name = auth.record.grant
     if policy_grant.rate is not None:
@@ -416,7 +494,7 @@ def _admission(
         token_id=token_id,
         now=now,
         nonce=auth.nonce,
-        nonce_expires=base.nonce_expires,
+        nonce_expires=nonce_expires,
         rates=tuple(rates),
         spend=spend,
     )

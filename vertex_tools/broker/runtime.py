@@ -131,12 +131,20 @@ class Runtime:
         self._db.shutdown(wait=True)
 
     async def _watch_policy(self) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(self.config.reload_interval_s)
+            ticks += 1
             try:
                 await self.reload_policy()
+                if ticks % 60 == 0:  # about once a minute: drop expired nonces
+                    await self.db(self._prune)
             except Exception:
                 log.exception("policy watcher failed")
+
+    def _prune(self) -> None:
+        if self.store is not None:
+            self.store.prune(self.clock())
 
     async def reload_policy(self, *, force: bool = False) -> bool:
         """Reload the policy file if it changed. An invalid file keeps the old policy."""

@@ -9,6 +9,7 @@ start a broker and wait for it (the embedded local broker does).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -31,7 +32,9 @@ __all__ = ["bind", "serve"]
 log = logging.getLogger("vertex_tools.broker")
 
 
-def bind(listen: str | None, uds: Path | None) -> tuple[socket.socket, str]:
+def bind(
+    listen: str | None, uds: Path | None, *, allow_remote: bool = False
+) -> tuple[socket.socket, str]:
     """Bind the listening socket; return it and the URL clients should use."""
     if uds is not None:
         if uds.exists():
@@ -52,6 +55,15 @@ def bind(listen: str | None, uds: Path | None) -> tuple[socket.socket, str]:
         port = int(port_text)
     except ValueError as exc:
         raise ConfigError(f"--listen wants HOST:PORT, got {listen!r}") from exc
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and not allow_remote:
+        raise ConfigError(
+            f"--listen {host}: the broker listens on loopback or a Unix socket; put a TLS "
+            "proxy in front for remote agents, or pass --allow-remote if you know why"
+        )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -84,11 +96,12 @@ def serve(
     uds: Path | None,
     environ: Mapping[str, str],
     ready_file: Path | None = None,
+    allow_remote: bool = False,
 ) -> None:
     """Serve until SIGINT/SIGTERM. Raises before binding if the policy or home is bad."""
     home.require()
     runtime = Runtime(BrokerConfig(home=home, policy_path=policy_path, environ=environ))
-    sock, url = bind(listen, uds)
+    sock, url = bind(listen, uds, allow_remote=allow_remote)
 
     def ready() -> None:
         loop = asyncio.get_running_loop()

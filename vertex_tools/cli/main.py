@@ -71,9 +71,18 @@ def init() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write {url, pid} here once serving (for programs that start the broker).",
 )
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Allow --listen on a non-loopback address (behind a TLS proxy).",
+)
 @handle_errors
 def serve(
-    listen: str | None, uds: Path | None, policy_path: Path | None, ready_file: Path | None
+    listen: str | None,
+    uds: Path | None,
+    policy_path: Path | None,
+    ready_file: Path | None,
+    allow_remote: bool,
 ) -> None:
     """Run the broker. Reloads the policy file when it changes, or on SIGHUP."""
     from vertex_tools.broker.server import serve as run
@@ -93,6 +102,7 @@ def serve(
         uds=uds,
         environ=os.environ,
         ready_file=ready_file,
+        allow_remote=allow_remote,
     )
 
 

@@ -90,7 +90,7 @@ def list_(as_json: bool) -> None:
 @click.argument("token_id")
 @handle_errors
 def revoke(token_id: str) -> None:
-    """Revoke TOKEN_ID; the next request with it is refused."""
+    """Revoke TOKEN_ID (or a whole token found somewhere); the next request is refused."""
     with Admin(get_home(), os.environ) as admin:
-        admin.token_revoke(token_id)
-    click.echo(f"revoked {token_id}")
+        record = admin.token_revoke(token_id)
+    click.echo(f"revoked {record.token_id} (grant {record.grant})")

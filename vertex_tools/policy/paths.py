@@ -4,7 +4,8 @@ Invariant: the path the policy matches is byte for byte the path the broker
 forwards. So instead of normalising ambiguous paths (and risking a parser
 disagreement with the upstream), anything ambiguous is refused: dot segments,
 empty segments, backslashes, encoded slashes, dots or backslashes, control
-characters, and percent signs not followed by two hex digits.
+characters, percent signs not followed by two hex digits, and ``;`` (path
+parameters: Tomcat, Jetty and Spring read ``..;`` as ``..``).
 
 Patterns: literal segments, ``*`` for exactly one non-empty segment, and a
 trailing ``**`` for one or more segments.
@@ -20,10 +21,10 @@ from vertex_tools.errors import RequestRejected
 __all__ = ["PathPattern", "check_path"]
 
 # RFC 3986 pchar without '%' (handled separately) and without ':' '@' oddities excluded.
-_SEGMENT_CHARS = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:@%]*$")
+_SEGMENT_CHARS = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,=:@%]*$")
 _PCT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_FORBIDDEN_ENCODINGS = re.compile(r"%(2[eEfF]|5[cC]|00|0[aAdD])")
-_LITERAL_SEGMENT = re.compile(r"^[A-Za-z0-9\-._~!$&'()+,;=:@]+$")
+_FORBIDDEN_ENCODINGS = re.compile(r"%(2[eEfF]|5[cC]|3[bB]|00|0[aAdD])")
+_LITERAL_SEGMENT = re.compile(r"^[A-Za-z0-9\-._~!$&'()+,=:@]+$")
 MAX_PATH = 2048
 
 
@@ -49,7 +50,7 @@ def check_path(path: str) -> list[str]:
             raise RequestRejected(f"path segment {segment[:40]!r} has a malformed percent-escape")
         if _FORBIDDEN_ENCODINGS.search(segment):
             raise RequestRejected(
-                "encoded '/', '.', '\\', NUL, CR or LF in a path segment is not allowed"
+                "encoded '/', '.', '\\', ';', NUL, CR or LF in a path segment is not allowed"
             )
     return segments
 

@@ -74,7 +74,9 @@ class SqliteStore:
             )
             db = sqlite_utils.Database(self._conn)
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            # FULL: a spend reservation or a used nonce lost in a power cut would
+            # reopen a ceiling or a replay window.
+            db.execute("PRAGMA synchronous=FULL")
             self._conn.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open state database {path}: {exc}") from exc
