@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import Deployment
 from vertex_tools import BrokerClient, BrokerRefused
+from vertex_tools.audit import AuditLog, EntryKind
 from vertex_tools.client import VertexAuth
 from vertex_tools.local import LocalBroker
 from vertex_tools.store import SqliteStore
@@ -23,6 +24,17 @@ def raw(broker: LocalBroker) -> httpx.Client:
 
 def upstream_count(deployment: Deployment) -> int:
     return len(deployment.upstream.received)
+
+
+def last_intent_of(deployment: Deployment, token_id: str) -> dict[str, object]:
+    with AuditLog(deployment.home.audit_db) as log:
+        intents = [
+            dict(r.data)
+            for r in log.records()
+            if r.kind is EntryKind.INTENT and r.data.get("token_id") == token_id
+        ]
+    assert intents, f"no intent entry for {token_id}"
+    return intents[-1]
 
 
 def refused(response: httpx.Response) -> tuple[int, str, str]:
@@ -85,6 +97,8 @@ def test_revoked_token_is_refused_on_the_very_next_request(
     assert info.value.status == 401
     assert info.value.decision.reason.value == "token_revoked"
     assert upstream_count(deployment) == before
+    intent = last_intent_of(deployment, issued.record.token_id)
+    assert (intent["reason"], intent["effect"]) == ("token_revoked", "deny")
 
 
 def test_expired_token_is_refused(deployment: Deployment, broker: LocalBroker) -> None:
@@ -92,9 +106,14 @@ def test_expired_token_is_refused(deployment: Deployment, broker: LocalBroker) -
     store = SqliteStore(deployment.home.state_db)
     store.add_token(old.record)
     store.close()
+    before = upstream_count(deployment)
     with broker.client(old.token) as client, pytest.raises(BrokerRefused) as info:
         client.get("echo", "/items/1")
+    assert info.value.status == 401
     assert info.value.decision.reason.value == "token_expired"
+    assert upstream_count(deployment) == before
+    intent = last_intent_of(deployment, old.record.token_id)
+    assert (intent["reason"], intent["effect"]) == ("token_expired", "deny")
 
 
 def test_a_captured_signed_request_cannot_be_replayed(

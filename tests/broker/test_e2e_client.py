@@ -44,6 +44,12 @@ def test_unix_socket_is_owner_only(
         assert oct(sock.stat().st_mode & 0o777) == "0o600"
         with broker.client(issued.token) as client:
             assert client.get("echo", "/items/1").json()["authorized"] is True
+
+        async def over_async_client() -> int:
+            async with AsyncBrokerClient(broker.url or "", token=issued.token) as client:
+                return (await client.get("echo", "/items/1")).status_code
+
+        assert asyncio.run(over_async_client()) == 200
     assert not sock.exists()
 
 

@@ -82,6 +82,11 @@ def test_init_vault_token_audit_lifecycle(vertex: Run) -> None:
     vertex("vault", "rotate-key")
     vertex("vault", "rm", "echo-key")
     assert json.loads(vertex("vault", "list", "--json").stdout) == []
+    actions = [
+        json.loads(line)["data"]["action"]
+        for line in vertex("audit", "tail", "-n", "2", "--json").stdout.splitlines()
+    ]
+    assert actions == ["vault_rotate_key", "vault_rm"]
 
     data = all_bytes(home)
     assert SECRET.encode() not in data
@@ -140,7 +145,7 @@ def _tamper(home: Path, sql: str) -> None:
     # file can drop them, which is exactly what verify must catch.
     conn.execute("DROP TRIGGER IF EXISTS audit_log_no_update")
     conn.execute("DROP TRIGGER IF EXISTS audit_log_no_delete")
-    conn.execute(sql)
+    conn.executescript(sql)
     conn.commit()
     conn.close()
 
@@ -161,6 +166,21 @@ def _seed(vertex: Run, n: int = 4) -> None:
         ),
         ("DELETE FROM audit_log WHERE seq = 2", 2),
         ("UPDATE audit_log SET hash = zeroblob(32) WHERE seq = 4", 4),
+        # an entry inserted in the middle: everything after it is renumbered
+        (
+            "UPDATE audit_log SET seq = seq + 100 WHERE seq >= 3; "
+            "UPDATE audit_log SET seq = seq - 99 WHERE seq >= 103; "
+            "INSERT INTO audit_log (seq, prev_hash, hash, entry) "
+            "SELECT 3, prev_hash, hash, entry FROM audit_log WHERE seq = 2",
+            3,
+        ),
+        # two entries swapped
+        (
+            "UPDATE audit_log SET seq = 100 WHERE seq = 2; "
+            "UPDATE audit_log SET seq = 2 WHERE seq = 3; "
+            "UPDATE audit_log SET seq = 3 WHERE seq = 100",
+            2,
+        ),
     ],
 )
 def test_verify_names_the_first_bad_entry(vertex: Run, sql: str, seq: int) -> None:
@@ -184,6 +204,36 @@ def test_checkpoint_catches_truncation(vertex: Run, tmp_path: Path) -> None:
     assert vertex("audit", "verify").returncode == 0  # a bare chain cannot see this
     result = vertex("audit", "verify", "--checkpoint", str(cp), check=False)
     assert result.returncode == 1 and "checkpoint" in result.stderr
+
+
+def test_checkpoint_catches_a_rewritten_chain(vertex: Run, tmp_path: Path) -> None:
+    """Whoever holds the database can rewrite every entry and recompute every hash;
+    a bare chain then verifies, a checkpoint kept off the host does not."""
+    _seed(vertex)
+    cp = tmp_path / "cp.json"
+    vertex("audit", "checkpoint", "--out", str(cp))
+    home: Path = vertex.home  # type: ignore[attr-defined]
+    from vertex_tools.audit import AuditLog
+
+    with AuditLog(home / "audit.db") as log:
+        entries = [(r.kind, dict(r.data)) for r in log.records()]
+        log_id = log.log_id()
+    (home / "audit.db").unlink()
+    for suffix in ("-wal", "-shm"):
+        (home / f"audit.db{suffix}").unlink(missing_ok=True)
+    with AuditLog(home / "audit.db") as forged:
+        for kind, data in entries:
+            if data.get("name") == "k1":
+                data["name"] = "k1-forged"
+            forged.append(kind, data)
+    conn = sqlite3.connect(home / "audit.db")  # and the forger keeps the log's identity
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'log_id'", (log_id,))
+    conn.commit()
+    conn.close()
+    assert vertex("audit", "verify").returncode == 0
+    result = vertex("audit", "verify", "--checkpoint", str(cp), check=False)
+    assert result.returncode == 1
+    assert "rewritten" in result.stderr or "head_hash" in result.stderr, result.stderr
 
 
 def test_help_and_version(vertex: Run) -> None:

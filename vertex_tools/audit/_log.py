@@ -144,13 +144,7 @@ class AuditLog:
         try:
             conn.execute("PRAGMA synchronous = FULL")
             if not read_only:
-                journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
-                if journal != "wal":
-                    journal = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if journal != "wal":
-                    raise AuditUnavailable(
-                        f"audit log {self._path} cannot use WAL (journal_mode is {journal})"
-                    )
+                self._use_wal()
             # Checked before taking the write lock so that opening an existing
             # log never waits for an appender; checked again under the lock
             # because another process may be creating the same file right now.
@@ -180,6 +174,32 @@ class AuditLog:
         if type(log_id) is not bytes or len(log_id) != LOG_ID_SIZE:
             raise AuditUnavailable(f"audit log {self._path} has no valid log_id in its meta table")
         return log_id
+
+    def _use_wal(self) -> None:
+        """Switch the file to WAL, waiting out other processes opening it at the same time.
+
+        SQLite does not call the busy handler while changing the journal mode,
+        so when two processes create the same new file at once, one of them gets
+        SQLITE_BUSY at once; retry it here, within the same busy timeout.
+        """
+        deadline = time.monotonic() + self._busy_timeout_s
+        delay = 0.001
+        while True:
+            try:
+                journal = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if journal != "wal":
+                    journal = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                break
+            except sqlite3.OperationalError as exc:
+                busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(2 * delay, 0.05)
+        if journal != "wal":
+            raise AuditUnavailable(
+                f"audit log {self._path} cannot use WAL (journal_mode is {journal})"
+            )
 
     def _create_schema(self) -> None:
         db = sqlite_utils.Database(self._conn, execute_plugins=False, recursive_triggers=False)
