@@ -15,9 +15,9 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping
-from types import TracebackType
 from typing import Any, TypeVar
 
+from vertex_tools._closing import Closing
 from vertex_tools.audit import AuditLog, EntryKind
 from vertex_tools.errors import ConfigError, TokenError, VertexError
 from vertex_tools.home import ENV_MASTER_KEY, Home
@@ -39,7 +39,7 @@ __all__ = ["Admin"]
 T = TypeVar("T")
 
 
-class Admin:
+class Admin(Closing):
     """Opens the data directory's databases for one operator session."""
 
     def __init__(
@@ -78,14 +78,6 @@ class Admin:
             self._vault.close()
         self.store.close()
         self.audit.close()
-
-    def __enter__(self) -> Admin:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     # vault -------------------------------------------------------------------------------
 

@@ -29,12 +29,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import MappingProxyType, TracebackType
-from typing import Any, Self
+from types import MappingProxyType
+from typing import Any
 from urllib.parse import quote
 
 import sqlite_utils
 
+from vertex_tools._closing import Closing
 from vertex_tools.audit._entry import (
     GENESIS_HASH,
     HASH_SIZE,
@@ -84,7 +85,7 @@ def _end_transaction(conn: sqlite3.Connection) -> None:
         conn.close()
 
 
-class AuditLog:
+class AuditLog(Closing):
     """The append-only, hash-chained audit log in one SQLite file (``audit.db``).
 
     Not thread-safe: use one instance per thread (``AsyncAuditWriter`` owns its
@@ -377,17 +378,6 @@ class AuditLog:
     def close(self) -> None:
         """Close the connection; safe to call twice."""
         self._conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"AuditLog({str(self._path)!r}, log_id={self._log_id.hex()!r})"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from vertex_tools._closing import Closing
 from vertex_tools.decision import Reason
 from vertex_tools.errors import StoreError
 from vertex_tools.store.base import Admission, AdmissionResult, RateKey
@@ -62,7 +63,7 @@ def _record(row: tuple[object, ...]) -> TokenRecord:
     )
 
 
-class SqliteStore:
+class SqliteStore(Closing):
     """State in one SQLite file (``vertex.db`` in the data directory)."""
 
     def __init__(self, path: Path, *, busy_timeout_s: float = 5.0) -> None:

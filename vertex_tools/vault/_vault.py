@@ -24,12 +24,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from sqlite_utils import Database
 
+from vertex_tools._closing import Closing
 from vertex_tools.errors import InvalidCiphertext, SecretNotFound, StoreError, VaultError
 from vertex_tools.vault._keys import Keyring, MasterKey, invalid_ciphertext
 from vertex_tools.vault._secret import SecretValue, VaultEntryInfo
@@ -130,7 +130,7 @@ def _to_info(row: dict[str, Any]) -> VaultEntryInfo:
     )
 
 
-class Vault:
+class Vault(Closing):
     """Secrets sealed with AES-256-GCM in the ``vault_entries`` table of ``db_path``.
 
     The table lives beside other tables in the same file and is created if missing.
@@ -293,19 +293,6 @@ class Vault:
         """Close the database connection."""
         with self._lock:
             self._db.close()
-
-    def __enter__(self) -> Vault:
-        """Return self; the connection is closed on exit."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close the connection."""
-        self.close()
 
     def __repr__(self) -> str:
         """Show the database path and key ids, never a key or a secret."""
