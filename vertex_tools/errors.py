@@ -133,7 +133,7 @@ class AuditIntegrityError(AuditError):
     """The audit chain failed verification at ``seq``.
 
     ``what`` names the check that failed (``hash``, ``prev_hash``, ``sequence``,
-    ``version``, ``checkpoint``); ``expected`` and ``calculated`` are hex strings
+    ``encoding``, ``checkpoint``); ``expected`` and ``calculated`` are hex strings
     where a hash comparison failed.
     """
 

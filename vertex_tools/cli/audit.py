@@ -106,10 +106,11 @@ def verify(
 )
 @handle_errors
 def checkpoint(out: Path) -> None:
-    """Sign (sequence, head hash) with the checkpoint key."""
+    """Verify the log, then sign (sequence, head hash) with the checkpoint key."""
     home = get_home()
     key = CheckpointKey.load_private(home.checkpoint_key)
     with _open() as log:
+        verify_log(log)  # never vouch for a log that is already broken
         cp = make_checkpoint(log, key)
     write_checkpoint(cp, out)
     click.echo(f"checkpoint at seq {cp.seq} written to {out}")

@@ -1,0 +1,194 @@
+"""Provider catalogs: the operations the broker knows for Stripe, GitHub and Supabase.
+
+A catalog turns a raw request (method and path) into a named operation
+(``refunds.create``) with a risk class, the arguments that steer it (control)
+and the ones that only carry text (content), the resource it touches, how to
+read the money it moves, and which fields of the answer third parties can
+write (untrusted). Grants name operations and resources; the engine refuses
+whatever the catalog does not know (``unknown_operation``).
+
+This module is imported by the broker: no LangChain here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from vertex_tools.decision import Decision
+from vertex_tools.policy.engine_types import RequestFacts, RiskClass
+
+__all__ = [
+    "AmountSpec",
+    "Catalog",
+    "CheckContext",
+    "LookupSpec",
+    "Operation",
+    "PathTemplate",
+]
+
+_PARAM = re.compile(r"^\{([a-z_][a-z0-9_]*)\}$")
+
+
+@dataclass(frozen=True, slots=True)
+class PathTemplate:
+    """``/repos/{owner}/{repo}/issues/{issue_number}``: literal segments and one-segment
+    parameters. A parameter never matches an empty segment."""
+
+    text: str
+    segments: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> PathTemplate:
+        """Parse a template; ``ValueError`` if malformed."""
+        if not text.startswith("/") or "//" in text or text.endswith("/"):
+            raise ValueError(f"bad path template {text!r}")
+        return cls(text, tuple(text[1:].split("/")))
+
+    @property
+    def literal_count(self) -> int:
+        """How many segments are literal (more literal = more specific)."""
+        return sum(1 for s in self.segments if not _PARAM.match(s))
+
+    def match(self, segments: list[str]) -> dict[str, str] | None:
+        """Path parameters when ``segments`` match, else None."""
+        if len(segments) != len(self.segments):
+            return None
+        params: dict[str, str] = {}
+        for pattern, segment in zip(self.segments, segments, strict=True):
+            param = _PARAM.match(pattern)
+            if param is not None:
+                params[param.group(1)] = segment
+            elif pattern != segment:
+                return None
+        return params
+
+
+@dataclass(frozen=True, slots=True)
+class LookupSpec:
+    """How to learn the amount of a request that names none (a full refund).
+
+    ``sources`` are (body field naming the object, path template with ``{id}``),
+    tried in order; the amount moved is ``amount_field`` minus ``minus_field``.
+    """
+
+    sources: tuple[tuple[str, str], ...]
+    amount_field: str = "amount"
+    minus_field: str | None = None
+    currency_field: str = "currency"
+
+
+@dataclass(frozen=True, slots=True)
+class AmountSpec:
+    """Where a money operation states its amount (form or JSON body)."""
+
+    amount_field: str = "amount"
+    currency_field: str = "currency"
+    lookup: LookupSpec | None = None
+    """When the amount is absent: look it up (refunds default to the whole charge)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One operation of a provider's API."""
+
+    name: str
+    method: str
+    path: str
+    risk: RiskClass
+    summary: str
+    control: tuple[str, ...] = ()
+    content: tuple[str, ...] = ()
+    resource: str | None = None
+    """Template over path parameters naming the resource, e.g. ``{owner}/{repo}``."""
+    amount: AmountSpec | None = None
+    untrusted: tuple[str, ...] = ()
+    """Response fields third parties can write: ``body``, ``[].body``, ``data[].description``."""
+    template: PathTemplate = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "template", PathTemplate.parse(self.path))
+
+    def resource_of(self, params: Mapping[str, str]) -> str | None:
+        """The resource this call touches, from its path parameters."""
+        if self.resource is None:
+            return None
+        return self.resource.format_map(params)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContext:
+    """What a provider's extra check sees."""
+
+    operation: Operation
+    params: Mapping[str, str]
+    facts: RequestFacts
+    resources: tuple[str, ...]
+    grant: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    """A change the broker makes to the forwarded query (e.g. a row cap)."""
+
+    query: str
+
+
+Check = Callable[[CheckContext], "Decision | Rewrite | None"]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """All operations of one provider, and how the broker treats that provider."""
+
+    provider: str
+    operations: tuple[Operation, ...]
+    inject: tuple[tuple[str, str], ...]
+    """Default (header, format) pairs the secret is injected as."""
+    resource_key: str | None = None
+    """The grant key listing allowed resources: ``repos`` or ``tables``."""
+    resource_pattern: str | None = None
+    """Regular expression a resource named in a grant must match."""
+    check: Check | None = None
+    """Provider-specific checks after the operation and resource passed."""
+    _by_name: dict[str, Operation] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        names = [op.name for op in self.operations]
+        if len(names) != len(set(names)):
+            raise ValueError(f"{self.provider}: duplicate operation names")
+        object.__setattr__(self, "_by_name", {op.name: op for op in self.operations})
+
+    def get(self, name: str) -> Operation | None:
+        """The operation called ``name``, or None."""
+        return self._by_name.get(name)
+
+    @property
+    def names(self) -> list[str]:
+        """Every operation name, sorted."""
+        return sorted(self._by_name)
+
+    def match(self, method: str, segments: list[str]) -> tuple[Operation, dict[str, str]] | None:
+        """The most specific operation for a method and validated path segments."""
+        best: tuple[Operation, dict[str, str]] | None = None
+        for op in self.operations:
+            if op.method != method:
+                continue
+            params = op.template.match(segments)
+            if params is None:
+                continue
+            if best is None or op.template.literal_count > best[0].template.literal_count:
+                best = (op, params)
+        return best
+
+    def resource_allowed(self, resource: str, allowed: tuple[str, ...]) -> bool:
+        """Exact match, or ``owner/*`` for every repository of an owner."""
+        for entry in allowed:
+            if entry == resource:
+                return True
+            if entry.endswith("/*") and resource.startswith(entry[:-1]) and "/" not in resource[
+                len(entry) - 1 :
+            ]:
+                return True
+        return False
