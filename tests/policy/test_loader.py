@@ -23,7 +23,10 @@ def test_the_template_from_init_is_valid_and_has_the_issue_example() -> None:
     loaded = parse_policy(EXAMPLE.encode())
     grant = loaded.policy.grants["echo-writer"]
     assert loaded.policy.settings.allow_private_upstreams == ["127.0.0.1"]
-    assert [(r.method, r.path) for r in grant.allow] == [("GET", "/items/*"), ("POST", "/items")]
+    assert [(r.method, r.path) for r in grant.allow or []] == [
+        ("GET", "/items/*"),
+        ("POST", "/items"),
+    ]
     assert grant.rate is not None and str(grant.rate.token_rate) == "5/second"
     assert grant.spend is not None and grant.spend.per_day == 20000
     assert grant.bearer is True

@@ -29,7 +29,7 @@ import json
 import logging
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import blake3
@@ -37,6 +37,7 @@ import blake3
 from vertex_tools.audit import EntryKind
 from vertex_tools.broker.auth import AuthResult, authenticate
 from vertex_tools.broker.headers import clean_response_headers, forwardable_request_headers
+from vertex_tools.broker.lookup import look_up_amount
 from vertex_tools.broker.netguard import parse_upstream_url
 from vertex_tools.broker.runtime import Runtime
 from vertex_tools.broker.scrub import Scrubber
@@ -52,7 +53,7 @@ from vertex_tools.errors import (
     VaultError,
 )
 from vertex_tools.policy import LoadedPolicy
-from vertex_tools.policy.engine import RequestFacts, Verdict, decide
+from vertex_tools.policy.engine import RequestFacts, Verdict, check_spend, decide
 from vertex_tools.policy.models import Grant
 from vertex_tools.store import Admission, AdmissionResult, RateKey, SpendRequest
 
@@ -98,6 +99,7 @@ class _Call:
     intent_written: bool = False
     outcome_written: bool = False
     scrubber: Scrubber | None = None
+    query: str | None = None
 
 
 def refusal(decision: Decision, request_id: str, *, retry_after: float | None = None) -> Outgoing:
@@ -232,6 +234,8 @@ class Pipeline:
             body=incoming.body,
         )
         verdict: Verdict = decide(policy, record.grant, facts)
+        if verdict.resolved is not None and verdict.resolved.lookup is not None:
+            verdict = await self._resolve_lookup(call, verdict)
         if verdict.resolved is not None:
             resolved = verdict.resolved
             call.entry.update(operation=resolved.operation, risk=resolved.risk.value)
@@ -259,7 +263,34 @@ class Pipeline:
         if not verdict.decision.allowed:
             return await self._refuse(call, verdict.decision)
         call.reservation = admitted.reservation
+        if verdict.resolved is not None and verdict.resolved.query is not None:
+            call.query = verdict.resolved.query
+            call.entry["forwarded_query"] = redact_tokens(call.query[:2048])
         return await self._forward(call, verdict.decision)
+
+    async def _resolve_lookup(self, call: _Call, verdict: Verdict) -> Verdict:
+        """Learn the amount of a request that names none (a full refund), then re-check spend."""
+        resolved = verdict.resolved
+        assert resolved is not None
+        assert resolved.lookup is not None
+        policy = call.loaded.policy
+        grant = policy.grants[resolved.grant]
+        rule = f"grants.{resolved.grant}.spend"
+        found = await look_up_amount(
+            self.rt,
+            request_id=call.request_id,
+            upstream_name=call.upstream,
+            upstream=policy.upstreams[call.upstream],
+            lookup=resolved.lookup,
+            rule=rule,
+        )
+        if isinstance(found, Decision):
+            return Verdict(found, None)
+        call.entry["amount_source"] = "lookup"
+        refused = check_spend(resolved.grant, grant, found)
+        if refused is not None:
+            return Verdict(refused, replace(resolved, amount=found, lookup=None))
+        return Verdict(verdict.decision, replace(resolved, amount=found, lookup=None))
 
     async def _refuse(
         self, call: _Call, decision: Decision, *, retry_after: float | None = None
@@ -385,8 +416,8 @@ class Pipeline:
             return await self._fail(
                 call, Decision.deny(Reason.BAD_REQUEST, "headers", str(exc)), maybe_delivered=False
             )
-        out_headers.append(
-            (upstream.inject.header, upstream.inject.format.replace("{secret}", value))
+        out_headers.extend(
+            (header, fmt.replace("{secret}", value)) for header, fmt in upstream.injections
         )
 
         # 6 forward
@@ -395,7 +426,7 @@ class Pipeline:
                 parse_upstream_url(upstream.base_url),
                 method=call.incoming.method,
                 path=call.path,
-                query=call.incoming.query,
+                query=call.query if call.query is not None else call.incoming.query,
                 headers=out_headers,
                 body=call.incoming.body,
             )

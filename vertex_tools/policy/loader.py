@@ -18,7 +18,7 @@ import blake3
 from pydantic import ValidationError
 
 from vertex_tools.errors import ConfigError, PolicyError
-from vertex_tools.policy.models import SUPPORTED_VERSIONS, Policy
+from vertex_tools.policy.models import SUPPORTED_VERSIONS, Grant, Policy
 
 __all__ = ["LoadedPolicy", "load_policy", "parse_policy"]
 
@@ -130,6 +130,12 @@ def _cross_check(policy: Policy, lines: list[str]) -> list[tuple[str, int | None
                     f"names {grant.upstream!r}, which is not an upstream (defined: {known})",
                 )
             )
+            continue
+        provider = policy.upstreams[grant.upstream].provider
+        for key, message in _grant_problems(grant, provider):
+            problems.append(
+                (f"grants.{name}.{key}", _locate(lines, ("grants", name, key)), message)
+            )
     try:
         addresses = AddressPolicy(policy.settings.allow_private_upstreams)
     except ConfigError as exc:
@@ -168,6 +174,63 @@ def _trim(raw: Any, keys: tuple[Any, ...]) -> tuple[Any, ...]:
         else:
             return keys[:depth]
     return keys
+
+
+def _grant_problems(grant: Grant, provider: str) -> list[tuple[str, str]]:
+    """What is wrong with a grant given its upstream's provider, as (key, message)."""
+    if provider == "http":
+        out = [
+            (key, f"is for catalog providers; {provider!r} upstreams use allow rules")
+            for key in ("operations", "repos", "tables")
+            if getattr(grant, key) is not None
+        ]
+        if grant.allow is None:
+            out.append(("allow", "an http upstream's grant needs allow rules"))
+        return out
+    from vertex_tools.providers import get_catalog
+
+    try:
+        catalog = get_catalog(provider)
+    except ConfigError as exc:
+        return [("upstream", str(exc))]
+    out = []
+    if grant.allow is not None:
+        out.append(("allow", f"{provider} grants name operations, not allow rules"))
+    if grant.operations is None:
+        out.append(("operations", f"required: the {provider} operations this grant may use"))
+        return out
+    for index, op_name in enumerate(grant.operations):
+        op = catalog.get(op_name)
+        if op is None:
+            out.append(
+                (
+                    "operations",
+                    f"[{index}] {op_name!r} is not a {provider} operation "
+                    f"(known: {', '.join(catalog.names)})",
+                )
+            )
+        elif op.amount is not None and grant.spend is None:
+            out.append(("operations", f"{op_name} moves money: the grant needs a spend ceiling"))
+    for key in ("repos", "tables"):
+        if getattr(grant, key) is not None and key != catalog.resource_key:
+            out.append((key, f"{provider} grants have no {key}"))
+    if catalog.resource_key is not None:
+        resources = getattr(grant, catalog.resource_key)
+        needs = any(
+            (op := catalog.get(n)) is not None and op.resource is not None for n in grant.operations
+        )
+        if needs and resources is None:
+            out.append(
+                (
+                    catalog.resource_key,
+                    f"required: the {catalog.resource_key} the grant's operations may touch",
+                )
+            )
+        pattern = re.compile(catalog.resource_pattern or ".*")
+        for entry in resources or ():
+            if not pattern.fullmatch(entry):
+                out.append((catalog.resource_key, f"{entry!r} is not a valid {provider} resource"))
+    return out
 
 
 def _dotted(keys: tuple[Any, ...]) -> str:

@@ -99,12 +99,30 @@ class Inject(_Model):
 
 
 class Upstream(_Model):
-    """A named upstream API the broker may forward to."""
+    """A named upstream API the broker may forward to.
 
-    provider: Literal["http"]
+    ``provider = "http"`` is generic egress with method/path rules; ``stripe``,
+    ``github`` and ``supabase`` use the provider's catalog of operations.
+    """
+
+    provider: Literal["http", "stripe", "github", "supabase"]
     base_url: str
     secret: Name
-    inject: Inject = Inject()
+    inject: Inject | list[Inject] | None = None
+    """Where the secret goes; default: the provider's (http: Authorization: Bearer)."""
+
+    @property
+    def injections(self) -> list[tuple[str, str]]:
+        """(header, format) pairs, the provider's defaults when none are configured."""
+        if isinstance(self.inject, Inject):
+            return [(self.inject.header, self.inject.format)]
+        if self.inject:
+            return [(i.header, i.format) for i in self.inject]
+        if self.provider == "http":
+            return [("Authorization", "Bearer {secret}")]
+        from vertex_tools.providers import get_catalog
+
+        return list(get_catalog(self.provider).inject)
 
     @field_validator("base_url")
     @classmethod
@@ -187,10 +205,18 @@ class RateLimits(_Model):
 
 
 class Grant(_Model):
-    """What the holder of a token issued for this grant may do."""
+    """What the holder of a token issued for this grant may do.
+
+    For ``http`` upstreams, ``allow`` lists method/path rules; for catalog
+    providers, ``operations`` lists operation names and ``repos`` (GitHub) or
+    ``tables`` (Supabase) the resources. The loader checks which applies.
+    """
 
     upstream: Name
-    allow: list[AllowRule] = Field(min_length=1)
+    allow: list[AllowRule] | None = Field(default=None, min_length=1)
+    operations: list[str] | None = Field(default=None, min_length=1)
+    repos: list[str] | None = Field(default=None, min_length=1)
+    tables: list[str] | None = Field(default=None, min_length=1)
     rate: RateLimits | None = None
     spend: Spend | None = None
     bearer: bool = False

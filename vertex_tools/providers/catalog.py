@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from vertex_tools.decision import Decision
-from vertex_tools.policy.engine_types import RequestFacts, RiskClass
+from vertex_tools.policy.facts import RequestFacts, RiskClass
 
 __all__ = [
     "AmountSpec",
@@ -187,8 +187,10 @@ class Catalog:
         for entry in allowed:
             if entry == resource:
                 return True
-            if entry.endswith("/*") and resource.startswith(entry[:-1]) and "/" not in resource[
-                len(entry) - 1 :
-            ]:
+            if (
+                entry.endswith("/*")
+                and resource.startswith(entry[:-1])
+                and "/" not in resource[len(entry) - 1 :]
+            ):
                 return True
         return False

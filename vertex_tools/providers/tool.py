@@ -1,0 +1,128 @@
+"""LangChain tools that call a provider through the broker (agent side).
+
+A tool holds a :class:`~vertex_tools.BrokerClient` (which holds the token);
+the client is excluded from the tool's schema, repr and serialisation, so
+the token never reaches the model, a trace, or a saved tool. What the model
+sees is the argument schema (pydantic, with descriptions written for it) and
+the tool's output:
+
+* an upstream answer, as JSON text;
+* a refusal by the broker, as readable text: the reason, the rule, what to
+  do. A refusal is an answer, not a crash of the agent loop;
+* a broker that cannot be reached raises :class:`BrokerUnavailable`: that is
+  the builder's problem, not the model's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel, ConfigDict, Field
+
+from vertex_tools.client import BrokerClient
+from vertex_tools.errors import BrokerRefused
+
+__all__ = ["ToolRequest", "VertexTool", "refusal_text"]
+
+MAX_OUTPUT_CHARS = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRequest:
+    """The HTTP request one tool call becomes."""
+
+    method: str
+    path: str
+    params: dict[str, Any] = field(default_factory=dict)
+    json: Any = None
+    data: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def refusal_text(exc: BrokerRefused) -> str:
+    """What the model reads when the broker refuses a call."""
+    d = exc.decision
+    if exc.status == 429:
+        advice = "Wait before trying again."
+    elif exc.status == 401:
+        advice = "The tool's credentials are not valid; tell the user."
+    else:
+        advice = "Do not retry the same request; tell the user what was refused and why."
+    return f"REFUSED by policy ({d.reason.value}, rule {d.rule}): {d.message}. {advice}"
+
+
+class VertexTool(BaseTool):
+    """Base of every provider tool: one catalog operation, called through the broker."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    client: BrokerClient = Field(exclude=True, repr=False)
+    """The broker client; never part of the schema, repr or serialisation."""
+    upstream: str
+    """The policy's upstream name for this provider."""
+    operation: ClassVar[str]
+    """The catalog operation this tool performs (e.g. ``refunds.create``)."""
+
+    def build_request(self, **kwargs: Any) -> ToolRequest:
+        """Turn validated arguments into an HTTP request."""
+        raise NotImplementedError
+
+    def format_response(self, status: int, payload: Any) -> str:
+        """Turn the upstream's answer into the text the model reads."""
+        text = json.dumps(payload, ensure_ascii=False, default=str)
+        if len(text) > MAX_OUTPUT_CHARS:
+            text = text[:MAX_OUTPUT_CHARS] + " ...[truncated]"
+        return text if 200 <= status < 300 else f"The API answered {status}: {text}"
+
+    def _call(self, kwargs: dict[str, Any]) -> str:
+        request = self.build_request(**kwargs)
+        try:
+            response = self.client.request(
+                request.method,
+                self.upstream,
+                request.path,
+                params=request.params or None,
+                json=request.json,
+                data=request.data,
+                headers=request.headers or None,
+            )
+        except BrokerRefused as exc:
+            return refusal_text(exc)
+        try:
+            payload: Any = response.json()
+        except ValueError:
+            payload = response.text
+        return self.format_response(response.status_code, payload)
+
+    def _run(self, *args: Any, **kwargs: Any) -> str:
+        kwargs.pop("run_manager", None)
+        return self._call(kwargs)
+
+    async def _arun(self, *args: Any, **kwargs: Any) -> str:
+        kwargs.pop("run_manager", None)
+        return await asyncio.to_thread(self._call, kwargs)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, upstream={self.upstream!r})"
+
+
+class Toolkit(BaseModel):
+    """A provider's tools, built from one client."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    client: BrokerClient = Field(exclude=True, repr=False)
+    upstream: str
+    tool_classes: ClassVar[tuple[type[VertexTool], ...]] = ()
+
+    def get_tools(self) -> list[BaseTool]:
+        """One tool per operation."""
+        # Subclasses give name and description defaults; mypy sees only the base.
+        return [
+            cls(client=self.client, upstream=self.upstream)  # type: ignore[call-arg]
+            for cls in self.tool_classes
+        ]
