@@ -25,7 +25,6 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import secrets
@@ -35,6 +34,8 @@ from typing import Any
 import blake3
 
 from vertex_tools.audit import EntryKind
+from vertex_tools.broker.admission import admission_for, single_headers
+from vertex_tools.broker.answers import TOKEN_IN_TEXT, Outgoing, redact_tokens, refusal
 from vertex_tools.broker.auth import AuthResult, authenticate
 from vertex_tools.broker.headers import clean_response_headers, forwardable_request_headers
 from vertex_tools.broker.lookup import look_up_amount
@@ -54,16 +55,13 @@ from vertex_tools.errors import (
 )
 from vertex_tools.policy import LoadedPolicy
 from vertex_tools.policy.engine import RequestFacts, Verdict, check_spend, decide
-from vertex_tools.policy.models import Grant
-from vertex_tools.store import Admission, AdmissionResult, RateKey, SpendRequest
+from vertex_tools.store import AdmissionResult
 
 __all__ = ["Incoming", "Outgoing", "Pipeline", "refusal"]
 
 log = logging.getLogger("vertex_tools.broker")
 _UPSTREAM = re.compile(r"^/proxy/([a-z0-9][a-z0-9._-]{0,63})(/.*)$")
-_SINGLE = ("authorization", "content-type")
 # A vertex token anywhere in a URL (also percent-encoded dots): never logged, never sent.
-_TOKEN_IN_TEXT = re.compile(r"vt1(?:\.|%2[eE])tk_[a-z2-7]{16}(?:\.|%2[eE])[A-Za-z0-9_-]{20,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,15 +77,6 @@ class Incoming:
 
 
 @dataclass(slots=True)
-class Outgoing:
-    """The broker's answer."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-
-@dataclass(slots=True)
 class _Call:
     request_id: str
     incoming: Incoming
@@ -100,24 +89,6 @@ class _Call:
     outcome_written: bool = False
     scrubber: Scrubber | None = None
     query: str | None = None
-
-
-def refusal(decision: Decision, request_id: str, *, retry_after: float | None = None) -> Outgoing:
-    """The JSON answer for a refused or failed request."""
-    headers = [
-        ("content-type", "application/json"),
-        ("vertex-decision", decision.effect.value),
-        ("vertex-request-id", request_id),
-    ]
-    if retry_after is not None:
-        headers.append(("retry-after", str(max(1, round(retry_after + 0.5)))))
-    body = json.dumps({"error": decision.to_json(), "request_id": request_id}).encode()
-    return Outgoing(decision.http_status, headers, body)
-
-
-def redact_tokens(text: str) -> str:
-    """Replace any vertex token in ``text`` by its id and ``[REDACTED]``."""
-    return _TOKEN_IN_TEXT.sub("vt1.[REDACTED]", text)
 
 
 class Pipeline:
@@ -170,7 +141,7 @@ class Pipeline:
                     f"the request body is larger than {limit} bytes",
                 ),
             )
-        if _TOKEN_IN_TEXT.search(incoming.raw_path) or _TOKEN_IN_TEXT.search(incoming.query):
+        if TOKEN_IN_TEXT.search(incoming.raw_path) or TOKEN_IN_TEXT.search(incoming.query):
             return await self._refuse(
                 call,
                 Decision.deny(
@@ -193,7 +164,7 @@ class Pipeline:
         call.entry.update(upstream=call.upstream, path=call.path)
 
         try:
-            headers = _single_headers(incoming.headers)
+            headers = single_headers(incoming.headers)
         except RequestRejected as exc:
             return await self._refuse(call, Decision.deny(Reason.BAD_REQUEST, "headers", str(exc)))
         all_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in incoming.headers]
@@ -244,7 +215,7 @@ class Pipeline:
 
         # 3 admit: the nonce always (a refused request cannot be replayed either),
         #   rate and spend only for what policy allowed
-        admission = _admission(
+        admission = admission_for(
             policy_grant=policy.grants.get(record.grant),
             auth=auth,
             now=now,
@@ -472,60 +443,4 @@ class Pipeline:
 def _store_down() -> Decision:
     return Decision.deny(
         Reason.AUDIT_UNAVAILABLE, "store", "the broker's state database is unavailable"
-    )
-
-
-def _single_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for name_b, value_b in raw:
-        name = name_b.decode("latin-1").lower()
-        value = value_b.decode("latin-1")
-        if name in headers and (name in _SINGLE or name.startswith("x-vertex-")):
-            raise RequestRejected(f"header {name!r} appears more than once")
-        headers.setdefault(name, value)
-    return headers
-
-
-def _admission(
-    *, policy_grant: Grant | None, auth: AuthResult, now: float, verdict: Verdict, skew: int
-) -> Admission:
-    assert auth.record is not None
-    token_id = auth.record.token_id
-    nonce_expires = now + 2 * skew + 1
-    if not verdict.decision.allowed or policy_grant is None:
-        return Admission(token_id=token_id, now=now, nonce=auth.nonce, nonce_expires=nonce_expires)
-    rates: list[RateKey] = []
-    grant_name = auth.record.grant
-    if policy_grant.rate is not None:
-        if policy_grant.rate.token_rate is not None:
-            rates.append(
-                RateKey(
-                    f"token:{token_id}", policy_grant.rate.token_rate, f"grants.{grant_name}.rate"
-                )
-            )
-        if policy_grant.rate.grant_rate is not None:
-            rates.append(
-                RateKey(
-                    f"grant:{grant_name}",
-                    policy_grant.rate.grant_rate,
-                    f"grants.{grant_name}.rate.per_grant",
-                )
-            )
-    spend: SpendRequest | None = None
-    resolved = verdict.resolved
-    if resolved is not None and resolved.amount is not None and policy_grant.spend is not None:
-        spend = SpendRequest(
-            grant=grant_name,
-            currency=resolved.amount.currency,
-            amount=resolved.amount.value,
-            per_day=policy_grant.spend.per_day,
-            rule=f"grants.{grant_name}.spend.per_day",
-        )
-    return Admission(
-        token_id=token_id,
-        now=now,
-        nonce=auth.nonce,
-        nonce_expires=nonce_expires,
-        rates=tuple(rates),
-        spend=spend,
     )
