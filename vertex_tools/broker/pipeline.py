@@ -55,7 +55,7 @@ from vertex_tools.errors import (
 )
 from vertex_tools.policy import LoadedPolicy
 from vertex_tools.policy.engine import RequestFacts, Verdict, check_spend, decide
-from vertex_tools.store import AdmissionResult
+from vertex_tools.store import Admission, AdmissionResult
 
 __all__ = ["Incoming", "Outgoing", "Pipeline", "refusal"]
 
@@ -206,6 +206,25 @@ class Pipeline:
         )
         verdict: Verdict = decide(policy, record.grant, facts)
         if verdict.resolved is not None and verdict.resolved.lookup is not None:
+            # The look-up leaves the broker: spend the nonce first, so a replayed
+            # request cannot make the broker read anything.
+            nonce_only = Admission(
+                token_id=record.token_id,
+                now=now,
+                nonce=auth.nonce,
+                nonce_expires=now + 2 * policy.settings.clock_skew_seconds + 1,
+            )
+            try:
+                first: AdmissionResult = await rt.db(lambda: store.admit(nonce_only))
+            except StoreError as exc:
+                log.error("state database failed: %s", exc)
+                return await self._refuse(call, _store_down())
+            if not first.admitted:
+                assert first.reason is not None
+                return await self._refuse(
+                    call, Decision.deny(first.reason, first.rule, first.message)
+                )
+            auth = replace(auth, nonce=None)
             verdict = await self._resolve_lookup(call, verdict)
         if verdict.resolved is not None:
             resolved = verdict.resolved
