@@ -37,7 +37,11 @@ from vertex_tools.audit import EntryKind
 from vertex_tools.broker.admission import admission_for, single_headers
 from vertex_tools.broker.answers import TOKEN_IN_TEXT, Outgoing, redact_tokens, refusal
 from vertex_tools.broker.auth import AuthResult, authenticate
-from vertex_tools.broker.headers import clean_response_headers, forwardable_request_headers
+from vertex_tools.broker.headers import (
+    REQUEST_HEADER_ALLOWLIST,
+    clean_response_headers,
+    forwardable_request_headers,
+)
 from vertex_tools.broker.lookup import look_up_amount
 from vertex_tools.broker.netguard import parse_upstream_url
 from vertex_tools.broker.runtime import Runtime
@@ -203,6 +207,9 @@ class Pipeline:
             query=incoming.query,
             content_type=headers.get("content-type", ""),
             body=incoming.body,
+            headers=tuple(
+                (k.lower(), v) for k, v in all_headers if k.lower() in REQUEST_HEADER_ALLOWLIST
+            ),
         )
         verdict: Verdict = decide(policy, record.grant, facts)
         if verdict.resolved is not None and verdict.resolved.lookup is not None:

@@ -30,6 +30,8 @@ class RequestFacts:
     query: str
     content_type: str
     body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+    """The request's forwardable headers, names lower-case (a catalog check may refuse some)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from langchain_core.tools import BaseTool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from vertex_tools.client import BrokerClient
 from vertex_tools.errors import BrokerRefused
@@ -66,6 +66,11 @@ class VertexTool(BaseTool):
     """The policy's upstream name for this provider."""
     operation: ClassVar[str]
     """The catalog operation this tool performs (e.g. ``refunds.create``)."""
+
+    @field_serializer("args_schema", when_used="always", check_fields=False)
+    def _schema_name(self, schema: Any) -> str | None:
+        # args_schema is a class; serialise its name so model_dump_json() works.
+        return getattr(schema, "__name__", None) if schema is not None else None
 
     def build_request(self, **kwargs: Any) -> ToolRequest:
         """Turn validated arguments into an HTTP request."""
