@@ -25,6 +25,7 @@ a listed operation.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
 from vertex_tools.decision import Decision, Reason
@@ -189,20 +190,29 @@ def _decide_catalog(
                 f"grants.{grant_name}.spend",
                 f"{op.name} moves money and grant {grant_name!r} has no spend ceiling",
             )
-        read = _read(grant_name, spend, facts, op.amount.amount_field, op.amount.currency_field)
-        if isinstance(read, Verdict):
-            missing = read.decision.reason is Reason.AMOUNT_MISSING
-            if not (missing and op.amount.lookup is not None):
-                return read
-            found = _lookup(grant_name, op.amount.lookup, facts)
+        spec = op.amount.lookup
+        if spec is not None and spec.from_path:
+            # The object is named in the path (a confirm): its amount is always looked up,
+            # never read from the body.
+            found = _lookup(grant_name, spec, facts, params)
             if isinstance(found, Verdict):
                 return found
             lookup = found
         else:
-            amount = read
-            refused = check_spend(grant_name, grant, amount)
-            if refused is not None:
-                return Verdict(refused, None)
+            read = _read(grant_name, spend, facts, op.amount.amount_field, op.amount.currency_field)
+            if isinstance(read, Verdict):
+                missing = read.decision.reason is Reason.AMOUNT_MISSING
+                if not (missing and spec is not None):
+                    return read
+                found = _lookup(grant_name, spec, facts, params)
+                if isinstance(found, Verdict):
+                    return found
+                lookup = found
+            else:
+                amount = read
+                refused = check_spend(grant_name, grant, amount)
+                if refused is not None:
+                    return Verdict(refused, None)
     resolved = Resolved(
         grant=grant_name,
         upstream=facts.upstream,
@@ -237,12 +247,16 @@ def _read(
         )
 
 
-def _lookup(grant_name: str, spec: object, facts: RequestFacts) -> AmountLookup | Verdict:
+def _lookup(
+    grant_name: str, spec: object, facts: RequestFacts, params: Mapping[str, str]
+) -> AmountLookup | Verdict:
     from vertex_tools.providers.catalog import LookupSpec
 
     assert isinstance(spec, LookupSpec)
     fields = dict(parse_qsl(facts.body.decode("latin-1"), keep_blank_values=True))
-    if "json" in facts.content_type:
+    if spec.from_path:
+        fields = dict(params)
+    elif "json" in facts.content_type:
         import json
 
         try:

@@ -77,6 +77,9 @@ class LookupSpec:
     amount_field: str = "amount"
     minus_field: str | None = None
     currency_field: str = "currency"
+    from_path: bool = False
+    """Sources name path parameters (``intent`` of ``/v1/payment_intents/{intent}/confirm``),
+    not body fields; the request's body is then never read for an amount."""
 
 
 @dataclass(frozen=True, slots=True)
