@@ -3,7 +3,16 @@
 The agent holds a scoped, revocable token; the broker holds the provider
 secret, checks policy, injects the secret server-side and records every
 decision in a hash-chained audit log.
+
+The LangChain toolkits (``StripeToolkit``, ``GitHubToolkit``,
+``SupabaseToolkit``) are imported on first use, so that importing this
+package (as the broker process does) never imports LangChain.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from vertex_tools.client import AsyncBrokerClient, BrokerClient
 from vertex_tools.decision import Decision, Effect, Reason
@@ -16,6 +25,11 @@ from vertex_tools.errors import (
 )
 from vertex_tools.local import LocalBroker, local_broker
 
+if TYPE_CHECKING:
+    from vertex_tools.providers.github.toolkit import GitHubToolkit
+    from vertex_tools.providers.stripe.toolkit import StripeToolkit
+    from vertex_tools.providers.supabase.toolkit import SupabaseToolkit
+
 __all__ = [
     "AsyncBrokerClient",
     "BrokerClient",
@@ -24,10 +38,26 @@ __all__ = [
     "BrokerUnavailable",
     "Decision",
     "Effect",
+    "GitHubToolkit",
     "LocalBroker",
     "PolicyError",
     "Reason",
+    "StripeToolkit",
+    "SupabaseToolkit",
     "VertexError",
     "local_broker",
 ]
 __version__ = "0.1.0"
+
+_LAZY = {
+    "StripeToolkit": "vertex_tools.providers.stripe.toolkit",
+    "GitHubToolkit": "vertex_tools.providers.github.toolkit",
+    "SupabaseToolkit": "vertex_tools.providers.supabase.toolkit",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vertex_tools' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -29,12 +29,16 @@ __all__ = [
 ]
 
 _PARAM = re.compile(r"^\{([a-z_][a-z0-9_]*)\}$")
+# A final ``{name+}`` takes one or more segments (GitHub's file paths). Segments were
+# already validated by check_path: no empty, dot or encoded-slash segments get here.
+_REST = re.compile(r"^\{([a-z_][a-z0-9_]*)\+\}$")
 
 
 @dataclass(frozen=True, slots=True)
 class PathTemplate:
     """``/repos/{owner}/{repo}/issues/{issue_number}``: literal segments and one-segment
-    parameters. A parameter never matches an empty segment."""
+    parameters, and optionally a last ``{name+}`` of one or more segments (joined by
+    ``/``). A parameter never matches an empty segment."""
 
     text: str
     segments: tuple[str, ...]
@@ -44,19 +48,28 @@ class PathTemplate:
         """Parse a template; ``ValueError`` if malformed."""
         if not text.startswith("/") or "//" in text or text.endswith("/"):
             raise ValueError(f"bad path template {text!r}")
-        return cls(text, tuple(text[1:].split("/")))
+        segments = tuple(text[1:].split("/"))
+        if any(_REST.match(s) for s in segments[:-1]):
+            raise ValueError(f"bad path template {text!r}: only the last segment may be {{name+}}")
+        return cls(text, segments)
 
     @property
     def literal_count(self) -> int:
         """How many segments are literal (more literal = more specific)."""
-        return sum(1 for s in self.segments if not _PARAM.match(s))
+        return sum(1 for s in self.segments if not (_PARAM.match(s) or _REST.match(s)))
 
     def match(self, segments: list[str]) -> dict[str, str] | None:
         """Path parameters when ``segments`` match, else None."""
-        if len(segments) != len(self.segments):
+        rest = _REST.match(self.segments[-1]) if self.segments else None
+        fixed = self.segments[:-1] if rest else self.segments
+        if rest is None and len(segments) != len(fixed):
+            return None
+        if rest is not None and len(segments) <= len(fixed):
             return None
         params: dict[str, str] = {}
-        for pattern, segment in zip(self.segments, segments, strict=True):
+        if rest is not None:
+            params[rest.group(1)] = "/".join(segments[len(fixed) :])
+        for pattern, segment in zip(fixed, segments[: len(fixed)], strict=True):
             param = _PARAM.match(pattern)
             if param is not None:
                 params[param.group(1)] = segment
