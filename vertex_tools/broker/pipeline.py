@@ -58,6 +58,7 @@ from vertex_tools.errors import (
     VaultError,
 )
 from vertex_tools.policy import LoadedPolicy
+from vertex_tools.policy.amounts import Amount
 from vertex_tools.policy.engine import RequestFacts, Verdict, check_spend, decide
 from vertex_tools.store import Admission, AdmissionResult
 
@@ -93,6 +94,7 @@ class _Call:
     outcome_written: bool = False
     scrubber: Scrubber | None = None
     query: str | None = None
+    body: bytes | None = None
 
 
 class Pipeline:
@@ -263,6 +265,8 @@ class Pipeline:
         if verdict.resolved is not None and verdict.resolved.query is not None:
             call.query = verdict.resolved.query
             call.entry["forwarded_query"] = redact_tokens(call.query[:2048])
+        if verdict.resolved is not None and verdict.resolved.body is not None:
+            call.body = verdict.resolved.body
         return await self._forward(call, verdict.decision)
 
     async def _resolve_lookup(self, call: _Call, verdict: Verdict) -> Verdict:
@@ -283,6 +287,19 @@ class Pipeline:
         )
         if isinstance(found, Decision):
             return Verdict(found, None)
+        stated = resolved.lookup.stated
+        if stated is not None:
+            if stated > found.value:
+                return Verdict(
+                    Decision.deny(
+                        Reason.AMOUNT_INVALID,
+                        rule,
+                        f"the request states {stated}, more than the {found.value} "
+                        f"{found.currency} that is left to move",
+                    ),
+                    None,
+                )
+            found = Amount(stated, found.currency)
         call.entry["amount_source"] = "lookup"
         refused = check_spend(resolved.grant, grant, found)
         if refused is not None:
@@ -425,7 +442,7 @@ class Pipeline:
                 path=call.path,
                 query=call.query if call.query is not None else call.incoming.query,
                 headers=out_headers,
-                body=call.incoming.body,
+                body=call.body if call.body is not None else call.incoming.body,
             )
         except UpstreamBlocked as exc:
             reason, rule = Reason.UPSTREAM_BLOCKED, "settings.allow_private_upstreams"

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import TracebackType
 
 from aiohttp import web
+
+from vertex_tools.demo.server import LoopbackServer
 
 __all__ = ["EchoServer", "Received"]
 
@@ -47,47 +47,17 @@ class Received:
         return None
 
 
-class EchoServer:
+class EchoServer(LoopbackServer):
     """Runs the stand-in on 127.0.0.1 in a background thread with its own event loop."""
 
     def __init__(self, expected_key: str) -> None:
+        super().__init__()
         self.expected = f"Bearer {expected_key}"
         self._key = expected_key
         self.received: list[Received] = []
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
         self._items: dict[str, dict[str, object]] = {"1": {"id": "1", "name": "first item"}}
 
-    @property
-    def url(self) -> str:
-        """Base URL."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> EchoServer:
-        """Start serving; returns self."""
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
-            self._runner = None
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-
-    def __enter__(self) -> EchoServer:
-        return self.start()
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    async def _start(self) -> None:
+    async def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self._record])
         app.router.add_get("/items/{id}", self._get_item)
         app.router.add_post("/items", self._create_item)
@@ -97,14 +67,7 @@ class EchoServer:
         app.router.add_get("/status/{code}", self._status)
         app.router.add_get("/slow", self._slow)
         app.router.add_get("/big", self._big)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1])
+        return app
 
     @web.middleware
     async def _record(

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from urllib.parse import parse_qsl
 
 from vertex_tools.decision import Decision, Reason
@@ -170,6 +171,7 @@ def _decide_catalog(
             f"(allowed: {', '.join(allowed) or 'none'})",
         )
     query: str | None = None
+    body: bytes | None = None
     if catalog.check is not None:
         outcome = catalog.check(
             CheckContext(
@@ -179,7 +181,7 @@ def _decide_catalog(
         if isinstance(outcome, Decision):
             return Verdict(outcome, None)
         if isinstance(outcome, Rewrite):
-            query = outcome.query
+            query, body = outcome.query, outcome.body
     amount: Amount | None = None
     lookup: AmountLookup | None = None
     if op.amount is not None:
@@ -191,7 +193,26 @@ def _decide_catalog(
                 f"{op.name} moves money and grant {grant_name!r} has no spend ceiling",
             )
         spec = op.amount.lookup
-        if spec is not None and spec.from_path:
+        if spec is not None and spec.always and not spec.from_path:
+            read = _read(grant_name, spend, facts, op.amount.amount_field, op.amount.currency_field)
+            missing = isinstance(read, Verdict) and read.decision.reason is Reason.AMOUNT_MISSING
+            if isinstance(read, Verdict) and not missing:
+                return read
+            stated = None if isinstance(read, Verdict) else read.value
+            if isinstance(read, Amount) and read.currency != spend.currency:
+                refused = check_spend(grant_name, grant, read)  # an explicit other currency
+                if refused is not None:
+                    return Verdict(refused, None)
+            if stated is not None and spend.per_call is not None and stated > spend.per_call:
+                # Refused whatever the object says: no need to read it.
+                refused = check_spend(grant_name, grant, Amount(stated, spend.currency))
+                if refused is not None:
+                    return Verdict(refused, None)
+            found = _lookup(grant_name, spec, facts, params)
+            if isinstance(found, Verdict):
+                return found
+            lookup = replace(found, stated=stated)
+        elif spec is not None and spec.from_path:
             # The object is named in the path (a confirm): its amount is always looked up,
             # never read from the body.
             found = _lookup(grant_name, spec, facts, params)
@@ -222,6 +243,7 @@ def _decide_catalog(
         amount=amount,
         lookup=lookup,
         query=query,
+        body=body,
     )
     return Verdict(Decision.allow(rule, f"allowed by {rule} ({op.name})"), resolved)
 

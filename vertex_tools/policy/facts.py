@@ -43,6 +43,9 @@ class AmountLookup:
     amount_field: str
     minus_field: str | None
     currency_field: str
+    stated: int | None = None
+    """The amount the request states, if any: counted instead of the whole remainder,
+    and refused when larger than it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,8 @@ class Resolved:
     """Set when the amount must be read from the upstream before deciding spend."""
     query: str | None = None
     """The query to forward when the broker rewrote it (a row cap); None: unchanged."""
+    body: bytes | None = None
+    """The body to forward when the broker re-encoded it; None: unchanged."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,6 +91,9 @@ class LookupSpec:
     minus_field: str | None = None
     currency_field: str = "currency"
     from_path: bool = False
+    always: bool = False
+    """Look the object up even when the request states an amount: the object decides
+    the currency and how much is left (a refund may not exceed the rest of the charge)."""
     """Sources name path parameters (``intent`` of ``/v1/payment_intents/{intent}/confirm``),
     not body fields; the request's body is then never read for an amount."""
 
@@ -146,9 +149,12 @@ class CheckContext:
 
 @dataclass(frozen=True, slots=True)
 class Rewrite:
-    """A change the broker makes to the forwarded query (e.g. a row cap)."""
+    """What the broker forwards instead of what it received: a capped query, or a
+    body re-encoded from exactly the fields the broker read (so the upstream
+    cannot read the request differently from the broker). None: unchanged."""
 
-    query: str
+    query: str | None = None
+    body: bytes | None = None
 
 
 Check = Callable[[CheckContext], "Decision | Rewrite | None"]

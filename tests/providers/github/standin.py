@@ -13,12 +13,10 @@ Only the vaulted token opens it: any other ``Authorization`` gets GitHub's
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
@@ -26,6 +24,7 @@ from aiohttp import web
 from tests.providers.github import shapes
 from tests.providers.github.openapi import OpenAPI, SpecOperation
 from tests.providers.github.routes import ROUTES, ApiError
+from vertex_tools.demo.server import LoopbackServer
 
 __all__ = ["GitHubStandIn", "Issue", "Pull", "Received", "Repo"]
 
@@ -126,10 +125,11 @@ class Received:
     body: bytes
 
 
-class GitHubStandIn:
+class GitHubStandIn(LoopbackServer):
     """Runs the stand-in on 127.0.0.1 in a background thread with its own event loop."""
 
     def __init__(self, token: str, spec: OpenAPI, viewer: str = "octocat") -> None:
+        super().__init__()
         self._accepted = {f"Bearer {token}", f"token {token}"}
         self.viewer = viewer
         """The login the token belongs to: the author of what the API creates."""
@@ -139,10 +139,6 @@ class GitHubStandIn:
         self.repos: dict[str, Repo] = {}
         self.users: dict[str, Json] = {}
         self._uid = 1000
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
         self._lock = threading.Lock()
 
     # state ------------------------------------------------------------------------------
@@ -204,47 +200,13 @@ class GitHubStandIn:
 
     # server -----------------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        """Base URL."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> GitHubStandIn:
-        """Start serving; returns self."""
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
-            self._runner = None
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-
-    def __enter__(self) -> GitHubStandIn:
-        return self.start()
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    async def _start(self) -> None:
+    async def make_app(self) -> web.Application:
 
         app = web.Application(middlewares=[self._not_found])
         for method, spec_path, handler in ROUTES:
             route_path = spec_path.replace("{path}", "{path:.+}")
             app.router.add_route(method, route_path, self._endpoint(method, spec_path, handler))
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1])
+        return app
 
     @web.middleware
     async def _not_found(

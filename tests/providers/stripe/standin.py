@@ -19,15 +19,17 @@ localstripe keeps its store in a module global: one stand-in per process at a ti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from aiohttp import web
+
+from vertex_tools.demo.server import LoopbackServer
 
 # localstripe registers plain functions as aiohttp handlers, which aiohttp deprecates.
 with warnings.catch_warnings():
@@ -56,6 +58,40 @@ class _MemoryStore(ls_resources.Store):  # type: ignore[misc]
         """Nothing is ever written."""
 
 
+_original_refund_init = ls_resources.Refund.__init__
+
+
+def _stripe_refund_init(
+    self: Any, charge: Any = None, payment_intent: Any = None, amount: Any = None, **kwargs: Any
+) -> None:
+    """Refunds as real Stripe makes them: no amount means what is left of the charge,
+    and a refund larger than what is left is refused (localstripe refunds the whole
+    charge again, and the broker's spend counting is tested against this stand-in)."""
+    target = charge
+    if target is None and isinstance(payment_intent, str):
+        with contextlib.suppress(ls_resources.UserError, AttributeError):
+            target = ls_resources.PaymentIntent._api_retrieve(payment_intent).latest_charge.id
+    left: int | None = None
+    if isinstance(target, str):
+        with contextlib.suppress(ls_resources.UserError):
+            charge_obj = ls_resources.Charge._api_retrieve(target)
+            left = int(charge_obj.amount - charge_obj.amount_refunded)
+    if left is not None:
+        wanted = ls_resources.try_convert_to_int(amount)
+        if wanted is None:
+            amount = left
+        elif isinstance(wanted, int) and wanted > left:
+            raise ls_resources.UserError(
+                400, f"Refund amount ({wanted}) is greater than unrefunded amount ({left})"
+            )
+    _original_refund_init(
+        self, charge=charge, payment_intent=payment_intent, amount=amount, **kwargs
+    )
+
+
+ls_resources.Refund.__init__ = _stripe_refund_init
+
+
 @dataclass(frozen=True, slots=True)
 class Received:
     """One request as the stand-in saw it."""
@@ -74,52 +110,15 @@ def _masked(key: str) -> str:
     return prefix + "*" * max(len(key) - len(prefix) - 4, 0) + key[-4:]
 
 
-class LocalStripe:
+class LocalStripe(LoopbackServer):
     """localstripe on ``127.0.0.1:<free port>`` in a background thread."""
 
     def __init__(self, api_key: str) -> None:
+        super().__init__()
         self._expected = f"Bearer {api_key}"
         self.received: list[Received] = []
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
 
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:43121``."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> LocalStripe:
-        """Empty localstripe's store and start serving; returns self."""
-        if not _running.acquire(blocking=False):
-            raise RuntimeError("localstripe keeps global state: one stand-in per process")
-        store = _MemoryStore()
-        ls_resources.store = store
-        ls_server.store = store
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and drop localstripe's pending webhook tasks."""
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=10)
-            self._runner = None
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        ls_resources.store.clear()
-        _running.release()
-
-    def __enter__(self) -> LocalStripe:
-        return self.start()
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    async def _start(self) -> None:
+    async def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self._auth, ls_server.error_middleware])
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Bare functions are deprecated", DeprecationWarning)
@@ -128,18 +127,25 @@ class LocalStripe:
                 # Stripe.js and localstripe's own configuration routes are no part of the API.
                 if path.startswith("/v1/"):
                     app.router.add_route(route.method, path, route.handler)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1])
+        return app
 
-    async def _stop(self) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
+    def start(self) -> Self:
+        """Empty localstripe's store and start serving; returns self."""
+        if not _running.acquire(blocking=False):
+            raise RuntimeError("localstripe keeps global state: one stand-in per process")
+        store = _MemoryStore()
+        ls_resources.store = store
+        ls_server.store = store
+        return super().start()
+
+    def stop(self) -> None:
+        """Stop serving and drop localstripe's pending webhook tasks and state."""
+        super().stop()
+        ls_resources.store.clear()
+        _running.release()
+
+    async def on_stop(self) -> None:
+        """Cancel localstripe's pending webhook tasks."""
         current = asyncio.current_task()
         for task in asyncio.all_tasks():
             if task is not current:

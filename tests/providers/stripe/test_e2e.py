@@ -145,10 +145,16 @@ def test_full_refund_after_a_partial_one_counts_only_the_rest(
     assert json.loads(refund.invoke({"charge": charge, "amount": 5000}))["amount"] == 5000
     # 9000 - 5000 already refunded = 4000, within per_call.
     answer = json.loads(refund.invoke({"charge": charge}))
-    assert answer["object"] == "refund"
+    # What the broker counted is what moved (the stand-in refunds the rest, like Stripe).
+    assert (answer["object"], answer["amount"]) == ("refund", 4000)
+    # Nothing is left: a stated refund of more than what remains is refused by the broker.
+    over = refund.invoke({"charge": charge, "amount": 1})
+    assert over.startswith("REFUSED by policy (amount_invalid"), over
     intents = stripe_env.intents("refunds-rest")
-    assert [i.get("amount") for i in intents if i.get("effect") == "allow"] == [5000, 4000]
-    assert intents[-1]["amount_source"] == "lookup"
+    allowed = [i for i in intents if i.get("effect") == "allow"]
+    assert [i.get("amount") for i in allowed] == [5000, 4000]
+    assert allowed[-1]["amount_source"] == "lookup"
+    assert intents[-1]["reason"] == "amount_invalid"
 
 
 def test_full_refund_of_a_payment_intent_reads_the_intent(stripe_env: StripeDeployment) -> None:

@@ -169,10 +169,14 @@ def test_refund_with_amount_is_counted_as_stated(policy: Policy) -> None:
     verdict = decide(
         policy, "support-agent", facts("POST", "/v1/refunds", {"charge": "ch_1", "amount": "4999"})
     )
+    # The charge is still read: it decides the currency and what is left to refund.
     assert verdict.decision.allowed
-    assert verdict.resolved is not None and verdict.resolved.amount is not None
-    assert (verdict.resolved.amount.value, verdict.resolved.amount.currency) == (4999, "usd")
-    assert verdict.resolved.lookup is None
+    assert verdict.resolved is not None and verdict.resolved.amount is None
+    assert verdict.resolved.lookup is not None
+    assert (verdict.resolved.lookup.path, verdict.resolved.lookup.stated) == (
+        "/v1/charges/ch_1",
+        4999,
+    )
 
 
 @pytest.mark.parametrize(

@@ -25,10 +25,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import psycopg
@@ -44,6 +42,7 @@ from tests.providers.supabase.postgrest_sql import (
     select_sql,
     update_sql,
 )
+from vertex_tools.demo.server import LoopbackServer
 
 __all__ = ["PostgrestStandIn", "Received"]
 
@@ -75,46 +74,18 @@ def _status_of(sqlstate: str | None) -> int:
     return 500
 
 
-class PostgrestStandIn:
+class PostgrestStandIn(LoopbackServer):
     """Runs on 127.0.0.1:0 in a background thread; ``conninfo`` names the database."""
 
     def __init__(self, conninfo: str, key: str) -> None:
+        super().__init__()
         self.conninfo = conninfo
         self._key = key
         self.received: list[Received] = []
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._lock = asyncio.Lock()
 
-    @property
-    def url(self) -> str:
-        """Base URL (Supabase's project URL; the API is under /rest/v1)."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> PostgrestStandIn:
-        """Connect to the database and start serving."""
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=20)
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and disconnect."""
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=20)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-
-    def __enter__(self) -> PostgrestStandIn:
-        return self.start()
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    async def _start(self) -> None:
+    async def make_app(self) -> web.Application:
         self._conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
         app = web.Application(middlewares=[self._record, self._auth, self._errors])
         app.router.add_post("/rest/v1/rpc/{function}", self._rpc)
@@ -122,19 +93,10 @@ class PostgrestStandIn:
         app.router.add_post("/rest/v1/{table}", self._insert)
         app.router.add_patch("/rest/v1/{table}", self._update)
         app.router.add_delete("/rest/v1/{table}", self._delete)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1])
+        return app
 
-    async def _stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+    async def on_stop(self) -> None:
+        """Disconnect from the database."""
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
@@ -289,13 +251,18 @@ class PostgrestStandIn:
 
     async def _rpc(self, request: web.Request) -> web.Response:
         function = request.match_info["function"]
-        if request.rel_url.raw_query_string:
-            raise ApiError(400, "PGRST100", "query parameters on rpc are not supported here")
+        query = request.rel_url.query
+        if set(query) - {"limit"} or len(query.getall("limit", [])) > 1:
+            raise ApiError(400, "PGRST100", "only limit is supported on rpc here")
+        limit_text = query.get("limit")
+        if limit_text is not None and not limit_text.isdigit():
+            raise ApiError(400, "PGRST100", "limit must be a whole number")
+        limit = int(limit_text) if limit_text is not None else None
         args = await self._body(request) if await request.read() else {}  # read() is cached
         if not isinstance(args, dict):
             raise ApiError(400, "PGRST102", "Empty or invalid json")
         proc = await self._find_function(function, sorted(args))
-        result = await self._call(function, proc, args)
+        result = await self._call(function, proc, args, limit)
         if proc.returns_void:
             return web.Response(status=204)
         return web.json_response(result)
@@ -316,7 +283,9 @@ class PostgrestStandIn:
             "in the schema cache",
         )
 
-    async def _call(self, function: str, proc: _Proc, args: dict[str, Any]) -> Any:
+    async def _call(
+        self, function: str, proc: _Proc, args: dict[str, Any], limit: int | None = None
+    ) -> Any:
         # Arguments arrive as one JSON object, typed by the function's own signature
         # (json_to_record), like PostgREST: no value is ever spliced into the SQL.
         params: list[object] = []
@@ -336,12 +305,20 @@ class PostgrestStandIn:
             params.append(json.dumps(args))
         call = sql.SQL("{}({})").format(sql.Identifier(function), call_args)
         if proc.returns_set:
-            shape = sql.SQL("coalesce(json_agg(_r), '[]'::json)")
+            # A set's rows are limited like a table's (PostgREST wraps the call the same way).
+            inner = sql.SQL("SELECT _r FROM {}LATERAL {} AS _r").format(source, call)
+            if limit is not None:
+                inner = sql.SQL("{} LIMIT %s").format(inner)
+            statement = sql.SQL(
+                "SELECT coalesce(json_agg(_q._r), '[]'::json) FROM ({}) AS _q"
+            ).format(inner)
         else:
             shape = sql.SQL("to_json(_r)")
-        statement = sql.SQL("SELECT {} FROM {}LATERAL {} AS _r").format(shape, source, call)
+            statement = sql.SQL("SELECT {} FROM {}LATERAL {} AS _r").format(shape, source, call)
         if proc.returns_void:
             statement = sql.SQL("SELECT NULL FROM {}LATERAL {} AS _r").format(source, call)
+        elif proc.returns_set and limit is not None:
+            params.append(limit)
         return await self._fetch_json(statement, params)
 
 

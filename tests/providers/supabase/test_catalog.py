@@ -237,9 +237,10 @@ def run_check(method: str, path: str, query: str = "") -> Decision | Rewrite | N
         ("GET", "/rest/v1/ord%65rs", "", Reason.BAD_REQUEST),
         ("GET", "/rest/v1/rpc:order_total", "", Reason.BAD_REQUEST),
         ("POST", "/rest/v1/rpc/Order_total", "", Reason.BAD_REQUEST),
-        # rpc: not capped, read-shaping keys allowed
-        ("POST", "/rest/v1/rpc/order_total", "", None),
+        # rpc: capped like a select (a set-returning function), read-shaping keys allowed
+        ("POST", "/rest/v1/rpc/order_total", "", "limit=1000"),
         ("POST", "/rest/v1/rpc/orders_by_status", "select=id&limit=5", None),
+        ("POST", "/rest/v1/rpc/orders_by_status", "limit=5000", "limit=1000"),
         ("POST", "/rest/v1/rpc/orders_by_status", "columns=id", Reason.BAD_REQUEST),
     ],
 )

@@ -138,7 +138,7 @@ def test_an_rpc_resolves_to_its_function(loaded: LoadedPolicy) -> None:
     facts = RequestFacts("supabase", "POST", "/rest/v1/rpc/order_total", "", "", b"{}")
     verdict = decide(loaded.policy, "editor", facts)
     assert verdict.resolved is not None
-    assert (verdict.resolved.resource, verdict.resolved.query) == ("rpc:order_total", None)
+    assert (verdict.resolved.resource, verdict.resolved.query) == ("rpc:order_total", "limit=1000")
     assert verdict.resolved.risk is RiskClass.WRITE
 
 

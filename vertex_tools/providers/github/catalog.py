@@ -245,6 +245,47 @@ _REPO_QUALIFIER = re.compile(r"repo:", re.IGNORECASE)
 # GitHub might read as a plain word would leave the search unscoped.
 _QUALIFIER_TOKEN = re.compile(rf"(-?)repo:({OWNER}/{REPO_NAME})")
 _TOKEN = re.compile(r'(?:"[^"]*"|[^ "])+')
+_QUALIFIER_NAME = re.compile(r"^-?([A-Za-z][A-Za-z_-]*):")
+# Qualifiers that only narrow a search (ANDed with its repo: scope).
+_FILTER_QUALIFIERS = frozenset(
+    {
+        "is",
+        "state",
+        "type",
+        "in",
+        "label",
+        "author",
+        "assignee",
+        "mentions",
+        "commenter",
+        "involves",
+        "team",
+        "milestone",
+        "no",
+        "created",
+        "updated",
+        "closed",
+        "merged",
+        "comments",
+        "interactions",
+        "reactions",
+        "archived",
+        "draft",
+        "review",
+        "reviewed-by",
+        "review-requested",
+        "user-review-requested",
+        "team-review-requested",
+        "head",
+        "base",
+        "status",
+        "language",
+        "linked",
+        "reason",
+        "project",
+        "sort",
+    }
+)
 
 
 def _check_search(ctx: CheckContext) -> Decision | None:
@@ -309,6 +350,22 @@ def _unscoped(q: str) -> str | None:
         return "q may not group terms with parentheses; search with plain terms"
     if _OR_WORD.search(q):
         return "q may not use OR (it could search beyond the granted repositories)"
+    for token in _TOKEN.findall(q):
+        if token.startswith('"'):
+            continue
+        qualifier = _QUALIFIER_NAME.match(token)
+        if qualifier is None:
+            continue
+        name = qualifier.group(1).lower()
+        if name == "repo":
+            continue
+        if name not in _FILTER_QUALIFIERS:
+            # org:, user:, owner: widen the search (GitHub ORs scope qualifiers), and an
+            # unknown qualifier might: only known filters pass.
+            return (
+                f"q may not use the {name}: qualifier; scope a search with repo:owner/name "
+                f"and filter with {', '.join(sorted(_FILTER_QUALIFIERS)[:8])}..."
+            )
     return None
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from vertex_tools.decision import Decision, Reason
 from vertex_tools.policy.facts import RiskClass
@@ -102,6 +102,9 @@ REFUND_LOOKUP = LookupSpec(
     # (absent counts as 0), so a payment intent is counted at its full amount.
     minus_field="amount_refunded",
     currency_field="currency",
+    # Always read: a refund is in the charge's currency (it has no currency field of
+    # its own), and a stated amount may not exceed what is left of the charge.
+    always=True,
 )
 """How a refund that names no amount is counted: what is left of its charge."""
 
@@ -266,24 +269,43 @@ def _deny(reason: Reason, ctx: CheckContext, message: str) -> Decision:
     return Decision.deny(reason, f"providers.stripe.{ctx.operation.name}", message)
 
 
-def _body_keys(ctx: CheckContext) -> set[str]:
-    """Top-level keys of a form or JSON body (``metadata[a]`` counts as ``metadata``).
+_FORM = "application/x-www-form-urlencoded"
 
-    Anything unreadable yields no keys: money bodies the broker cannot read are
-    refused by the engine's amount check, and Stripe itself rejects them.
+
+def _form_pairs(ctx: CheckContext) -> list[tuple[str, str]] | str:
+    """The fields of a Stripe POST body, parsed strictly; a string says what is wrong.
+
+    Stripe's API reads form bodies. Anything another parser could read differently
+    is refused: another media type, non-ASCII, a malformed pair, a repeated field
+    (other than ``name[]`` arrays), and a body that is also valid JSON (a lenient
+    server reads JSON first, whatever the content type says).
     """
+    body = ctx.facts.body
     media = ctx.facts.content_type.split(";", 1)[0].strip().lower()
-    if media == "application/json":
-        try:
-            data = json.loads(ctx.facts.body or b"{}")
-        except ValueError:
-            return set()
-        return {str(key) for key in data} if isinstance(data, dict) else set()
+    if not body:
+        return []
+    if media != _FORM:
+        return f"a Stripe POST body must be {_FORM}, not {media or 'untyped'}"
     try:
-        pairs = parse_qsl(ctx.facts.body.decode("ascii"), keep_blank_values=True)
+        text = body.decode("ascii")
     except UnicodeDecodeError:
-        return set()
-    return {key.split("[", 1)[0] for key, _ in pairs}
+        return "a Stripe form body must be ASCII (percent-encode the rest)"
+    try:
+        json.loads(text)
+    except ValueError:
+        pass
+    else:
+        return "the form body is also valid JSON, which other parsers would read differently"
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        return "the form body does not parse"
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen and not key.endswith("[]"):
+            return f"the form body has the field {key!r} twice"
+        seen.add(key)
+    return pairs
 
 
 def check(ctx: CheckContext) -> Decision | Rewrite | None:
@@ -291,6 +313,7 @@ def check(ctx: CheckContext) -> Decision | Rewrite | None:
 
     1. every path parameter is a Stripe object id                  bad_path
     2. a POST has no query string                                  bad_request
+       and a strictly parsed form body, forwarded re-encoded       bad_request
     3. a refund names a charge or a payment intent, not both       amount_invalid
     4. customers.create/update do not set the credit ``balance``   not_allowed
     """
@@ -311,7 +334,15 @@ def check(ctx: CheckContext) -> Decision | Rewrite | None:
             ctx,
             "send a Stripe POST's parameters in the form body; its query string must be empty",
         )
-    keys = _body_keys(ctx)
+    rewrite: Rewrite | None = None
+    keys: set[str] = set()
+    if ctx.facts.method == "POST":
+        pairs = _form_pairs(ctx)
+        if isinstance(pairs, str):
+            return _deny(Reason.BAD_REQUEST, ctx, pairs)
+        keys = {key.split("[", 1)[0] for key, _ in pairs}
+        # Forward exactly the fields read here, re-encoded by the broker.
+        rewrite = Rewrite(body=urlencode(pairs).encode("ascii")) if pairs else None
     # 3: the look-up reads one of them; Stripe must not be left to pick the other.
     if op == "refunds.create" and {"charge", "payment_intent"} <= keys:
         return _deny(
@@ -327,7 +358,7 @@ def check(ctx: CheckContext) -> Decision | Rewrite | None:
             "setting a customer's credit balance moves money and is not allowed through "
             f"{op}; ask an operator",
         )
-    return None
+    return rewrite
 
 
 CATALOG = Catalog(

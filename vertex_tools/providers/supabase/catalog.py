@@ -119,8 +119,8 @@ def check(ctx: CheckContext) -> Decision | Rewrite | None:
             f"{op.name} on {name!r} has no filter, so it would change every row; "
             "add a filter such as id=eq.<id>",
         )
-    # 5. the row cap
-    if op.name == "rows.select":
+    # 5. the row cap: a select, and a set-returning function's rows alike
+    if op.name in ("rows.select", "rpc.call"):
         limit = query.limit
         if limit is None or limit > ROW_CAP:
             return Rewrite(query=query.with_limit(ROW_CAP))
