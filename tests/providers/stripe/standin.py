@@ -102,6 +102,7 @@ class Received:
     authorization: str | None
     content_type: str
     body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def _masked(key: str) -> str:
@@ -164,6 +165,7 @@ class LocalStripe(LoopbackServer):
                 got,
                 request.headers.get("Content-Type", ""),
                 await request.read(),
+                tuple((k.lower(), v) for k, v in request.headers.items()),
             )
         )
         if got == self._expected:

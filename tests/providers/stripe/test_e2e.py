@@ -226,3 +226,27 @@ def test_tokens_never_reach_the_audit_log_or_the_standin(stripe_env: StripeDeplo
         assert token.encode() not in seen
         assert token.encode() not in logged
     assert STRIPE_KEY.encode() not in logged
+
+
+def test_agent_supplied_account_and_credential_headers_never_reach_stripe(
+    stripe_env: StripeDeployment,
+) -> None:
+    """Stripe-Account would switch the connected account: a control argument no agent
+    may set by header; agent credentials and idempotency keys never cross either."""
+    start = len(stripe_env.standin.received)
+    with stripe_env.client("support-agent") as client:
+        response = client.get(
+            "stripe",
+            "/v1/customers",
+            headers={
+                "Stripe-Account": "acct_other",
+                "Idempotency-Key": "agent-chosen",
+                "X-Api-Key": "sk_test_agent",
+                "Stripe-Version": "2024-06-20",
+            },
+        )
+    assert response.status_code == 200
+    (seen,) = stripe_env.standin.received[start:]
+    names = {name for name, _ in seen.headers}
+    assert {"stripe-account", "idempotency-key", "x-api-key"}.isdisjoint(names)
+    assert ("stripe-version", "2024-06-20") in seen.headers
