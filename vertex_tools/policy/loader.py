@@ -217,7 +217,8 @@ def _grant_problems(grant: Grant, provider: str) -> list[tuple[str, str]]:
     if catalog.resource_key is not None:
         resources = getattr(grant, catalog.resource_key)
         needs = any(
-            (op := catalog.get(n)) is not None and op.resource is not None for n in grant.operations
+            (op := catalog.get(n)) is not None and (op.resource is not None or op.scoped)
+            for n in grant.operations
         )
         if needs and resources is None:
             out.append(

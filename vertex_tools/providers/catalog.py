@@ -124,6 +124,9 @@ class Operation:
     amount: AmountSpec | None = None
     untrusted: tuple[str, ...] = ()
     """Response fields third parties can write: ``body``, ``[].body``, ``data[].description``."""
+    scoped: bool = False
+    """Confined to the grant's resources by the provider's check although its path names
+    none (GitHub issue search, by its repo: qualifiers): the grant must list resources."""
     template: PathTemplate = field(init=False)
 
     def __post_init__(self) -> None:

@@ -168,14 +168,6 @@ def test_repository_operations_need_repos() -> None:
     assert [k for k, _, _ in found] == ["grants.bot.repos"]
 
 
-def test_search_without_repos_loads_and_refuses_every_search() -> None:
-    # search.issues has no path resource, so the loader does not ask for repos;
-    # its q is checked against them, and with none listed every search is refused.
-    grant = parse_policy((HEAD + 'operations = ["search.issues"]\n').encode()).policy
-    verdict = decide(grant, "bot", facts("GET", "/search/issues", q("repo:acme/website")))
-    assert verdict.decision.reason is Reason.RESOURCE_NOT_ALLOWED
-
-
 def test_github_grants_have_no_tables_or_allow_rules() -> None:
     found = problems('operations = ["issues.get"]\nrepos = ["a/b"]\ntables = ["orders"]\n')
     assert [k for k, _, _ in found] == ["grants.bot.tables"]
@@ -187,3 +179,19 @@ def test_no_github_operation_needs_a_spend_ceiling() -> None:
     # The loader refuses money operations without spend; GitHub has none, so a
     # grant of every operation loads without one.
     assert POLICY.grants["maintainer"].spend is None
+
+
+def test_a_search_only_grant_must_list_its_repositories() -> None:
+    """Search names no repository in its path, but is confined by the grant's repos:
+    without any, every search would be refused, so the policy says so up front."""
+    from vertex_tools.errors import PolicyError
+    from vertex_tools.policy import parse_policy
+
+    text = (
+        'version = 1\n[upstreams.github]\nprovider = "github"\n'
+        'base_url = "https://api.github.com"\nsecret = "gh"\n'
+        '[grants.searcher]\nupstream = "github"\noperations = ["search.issues"]\n'
+    )
+    with pytest.raises(PolicyError) as info:
+        parse_policy(text.encode())
+    assert [k for k, _, _ in info.value.problems] == ["grants.searcher.repos"]

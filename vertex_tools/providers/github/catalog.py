@@ -204,6 +204,7 @@ _OPERATIONS = (
         "Search issues and pull requests of named repositories",
         control=("q", "sort", "order", *_PAGES),
         untrusted=_each("items", _ISSUE),
+        scoped=True,
     ),
 )
 
