@@ -49,6 +49,7 @@ class Reason(StrEnum):
     BAD_PATH = "bad_path"
     BAD_REQUEST = "bad_request"
     REQUEST_TOO_LARGE = "request_too_large"
+    REQUEST_TIMEOUT = "request_timeout"
     TOKEN_IN_URL = "token_in_url"
     AMOUNT_MISSING = "amount_missing"
     AMOUNT_INVALID = "amount_invalid"
@@ -126,6 +127,8 @@ class Decision:
             return 202
         if self.reason is Reason.REQUEST_TOO_LARGE:
             return 413
+        if self.reason is Reason.REQUEST_TIMEOUT:
+            return 408
         return _FAULT_STATUS.get(self.reason, 403)
 
     def to_json(self) -> dict[str, Any]:

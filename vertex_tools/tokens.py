@@ -40,8 +40,8 @@ __all__ = [
 ]
 
 PREFIX: Final = "vt1"
-_ID = re.compile(r"^tk_[a-z2-7]{16}$")
-_SECRET = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_ID = re.compile(r"^tk_[a-z2-7]{16}\Z")
+_SECRET = re.compile(r"^[A-Za-z0-9_-]{43}\Z")
 _SIGNING_CONTEXT: Final = "vertex_tools 2026-11 token signing key v1"
 _VERIFIER_CONTEXT: Final = "vertex_tools 2026-11 token bearer verifier v1"
 
@@ -93,7 +93,8 @@ def parse_token(token: str) -> ParsedToken:
     if not _ID.match(token_id) or not _SECRET.match(secret_text):
         raise TokenError("malformed vertex token")
     secret = base64.urlsafe_b64decode(secret_text + "=")
-    if len(secret) != 32:
+    # One spelling per token: the last character's two unused bits must be zero.
+    if len(secret) != 32 or base64.urlsafe_b64encode(secret).decode().rstrip("=") != secret_text:
         raise TokenError("malformed vertex token")
     return ParsedToken(token_id, secret)
 

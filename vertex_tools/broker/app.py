@@ -9,6 +9,7 @@ Routes: ``/proxy/{upstream}/{path}`` (the pipeline) and ``GET /healthz``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -16,6 +17,7 @@ from typing import Any
 
 from vertex_tools.broker.pipeline import Incoming, Outgoing, Pipeline
 from vertex_tools.broker.runtime import Runtime
+from vertex_tools.policy.durations import parse_duration
 
 __all__ = ["BrokerApp"]
 
@@ -91,12 +93,17 @@ class BrokerApp:
                 [("content-type", "application/json")],
                 b'{"error": {"message": "not found: the broker serves /proxy/<upstream>/<path>"}}',
             )
-        limit = self.runtime.loaded.policy.settings.max_request_bytes
-        too_large = False
+        settings = self.runtime.loaded.policy.settings
+        limit = settings.max_request_bytes
+        too_large = timed_out = False
         try:
-            body = await _read_body(scope, receive, limit)
+            # A body that stops arriving must not hold the request open forever.
+            async with asyncio.timeout(float(parse_duration(settings.read_timeout))):
+                body = await _read_body(scope, receive, limit)
         except BodyTooLarge:
             body, too_large = b"", True  # refused, and audited, by the pipeline
+        except TimeoutError:
+            body, timed_out = b"", True
         incoming = Incoming(
             method=method,
             raw_path=path,
@@ -104,6 +111,7 @@ class BrokerApp:
             headers=list(scope["headers"]),
             body=body,
             too_large=too_large,
+            timed_out=timed_out,
         )
         return await self.pipeline.handle(incoming)
 

@@ -65,7 +65,7 @@ from vertex_tools.store import Admission, AdmissionResult
 __all__ = ["Incoming", "Outgoing", "Pipeline", "refusal"]
 
 log = logging.getLogger("vertex_tools.broker")
-_UPSTREAM = re.compile(r"^/proxy/([a-z0-9][a-z0-9._-]{0,63})(/.*)$")
+_UPSTREAM = re.compile(r"^/proxy/([a-z0-9][a-z0-9._-]{0,63})(/.*)\Z")
 # A vertex token anywhere in a URL (also percent-encoded dots): never logged, never sent.
 
 
@@ -79,6 +79,7 @@ class Incoming:
     headers: list[tuple[bytes, bytes]]
     body: bytes
     too_large: bool = False
+    timed_out: bool = False
 
 
 @dataclass(slots=True)
@@ -145,6 +146,15 @@ class Pipeline:
                     Reason.REQUEST_TOO_LARGE,
                     "settings.max_request_bytes",
                     f"the request body is larger than {limit} bytes",
+                ),
+            )
+        if incoming.timed_out:
+            return await self._refuse(
+                call,
+                Decision.deny(
+                    Reason.REQUEST_TIMEOUT,
+                    "settings.read_timeout",
+                    "the request body did not arrive within settings.read_timeout",
                 ),
             )
         if TOKEN_IN_TEXT.search(incoming.raw_path) or TOKEN_IN_TEXT.search(incoming.query):

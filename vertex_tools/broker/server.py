@@ -23,6 +23,7 @@ from pathlib import Path
 import uvicorn
 
 from vertex_tools.broker.app import BrokerApp
+from vertex_tools.broker.protocol import HardenedHttpToolsProtocol
 from vertex_tools.broker.runtime import BrokerConfig, Runtime
 from vertex_tools.errors import ConfigError
 from vertex_tools.home import Home
@@ -121,7 +122,7 @@ def serve(
         proxy_headers=False,
         server_header=False,
         date_header=False,
-        http="httptools",
+        http=HardenedHttpToolsProtocol,
         timeout_keep_alive=5,
         timeout_graceful_shutdown=5,
     )

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 
 __all__ = ["Amount", "AmountError", "read_amount"]
 
-_DIGITS = re.compile(r"^(0|[1-9][0-9]{0,17})$")
+_DIGITS = re.compile(r"^(0|[1-9][0-9]{0,17})\Z")
 MAX_JSON_DEPTH = 32
 
 
@@ -77,6 +77,8 @@ def _fields(content_type: str, body: bytes) -> dict[str, object]:
             data = json.loads(text, object_pairs_hook=_no_duplicates)
         except json.JSONDecodeError as exc:
             raise AmountError(f"JSON body does not parse: {exc.msg}") from exc
+        except (ValueError, RecursionError) as exc:  # huge integers, pathological nesting
+            raise AmountError("JSON body does not parse") from exc
         if not isinstance(data, dict):
             raise AmountError("JSON body is not an object")
         return data

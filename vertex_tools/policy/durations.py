@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 __all__ = ["Rate", "parse_duration", "parse_rate"]
 
-_DURATION = re.compile(r"^([1-9][0-9]{0,8})(s|m|h|d)$")
+_DURATION = re.compile(r"^([1-9][0-9]{0,8})(s|m|h|d)\Z")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_RATE = re.compile(r"^([1-9][0-9]{0,8})/(second|minute|hour|day)$")
+_RATE = re.compile(r"^([1-9][0-9]{0,8})/(second|minute|hour|day)\Z")
 _PERIOD_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 

@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-_OBJECT_ID = re.compile(r"^[A-Za-z0-9_]{1,255}$")
+_OBJECT_ID = re.compile(r"^[A-Za-z0-9_]{1,255}\Z")
 
 
 def _deny(reason: Reason, rule: str, message: str) -> Verdict:
@@ -284,7 +284,7 @@ def _lookup(
         try:
             data = json.loads(facts.body or b"{}")
             fields = {k: v for k, v in data.items() if isinstance(v, str)}
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             fields = {}
     for field_name, template in spec.sources:
         object_id = fields.get(field_name)

@@ -60,6 +60,10 @@ def parse_policy(source: bytes, path: str = "<policy>") -> LoadedPolicy:
         line = int(match.group(1)) if match else None
         message = _TOML_POSITION.sub("", str(exc)).strip()
         raise PolicyError(path, [("", line, f"TOML syntax error: {message}")]) from exc
+    except (ValueError, RecursionError) as exc:  # huge integers, pathological nesting
+        raise PolicyError(
+            path, [("", None, "TOML the parser cannot read (too deep or too large)")]
+        ) from exc
 
     lines = text.splitlines()
     version = raw.get("version")

@@ -30,7 +30,7 @@ __all__ = [
 
 SUPPORTED_VERSIONS = (1,)
 _NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}\Z")
 
 Name = Annotated[str, Field(pattern=_NAME)]
 

@@ -21,10 +21,10 @@ from vertex_tools.errors import RequestRejected
 __all__ = ["PathPattern", "check_path"]
 
 # RFC 3986 pchar without '%' (handled separately) and without ':' '@' oddities excluded.
-_SEGMENT_CHARS = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,=:@%]*$")
+_SEGMENT_CHARS = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,=:@%]*\Z")
 _PCT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _FORBIDDEN_ENCODINGS = re.compile(r"%(2[eEfF]|5[cC]|3[bB]|00|0[aAdD])")
-_LITERAL_SEGMENT = re.compile(r"^[A-Za-z0-9\-._~!$&'()+,=:@]+$")
+_LITERAL_SEGMENT = re.compile(r"^[A-Za-z0-9\-._~!$&'()+,=:@]+\Z")
 MAX_PATH = 2048
 
 

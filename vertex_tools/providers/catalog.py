@@ -28,10 +28,10 @@ __all__ = [
     "PathTemplate",
 ]
 
-_PARAM = re.compile(r"^\{([a-z_][a-z0-9_]*)\}$")
+_PARAM = re.compile(r"^\{([a-z_][a-z0-9_]*)\}\Z")
 # A final ``{name+}`` takes one or more segments (GitHub's file paths). Segments were
 # already validated by check_path: no empty, dot or encoded-slash segments get here.
-_REST = re.compile(r"^\{([a-z_][a-z0-9_]*)\+\}$")
+_REST = re.compile(r"^\{([a-z_][a-z0-9_]*)\+\}\Z")
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,7 @@ __all__ = ["CATALOG", "REFUND_LOOKUP", "check"]
 
 # A Stripe object id (cus_..., pi_..., ch_..., re_..., py_..., pyr_...). Anything else in an
 # id position is refused: ``/v1/customers/search`` would otherwise pass as a retrieve.
-_OBJECT_ID = re.compile(r"^[a-z]{1,8}_[A-Za-z0-9]{1,250}$")
+_OBJECT_ID = re.compile(r"^[a-z]{1,8}_[A-Za-z0-9]{1,250}\Z")
 
 _LIST_CONTROL = ("limit", "starting_after", "ending_before", "created")
 
@@ -292,7 +292,7 @@ def _form_pairs(ctx: CheckContext) -> list[tuple[str, str]] | str:
         return "a Stripe form body must be ASCII (percent-encode the rest)"
     try:
         json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     else:
         return "the form body is also valid JSON, which other parsers would read differently"

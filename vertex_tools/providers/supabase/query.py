@@ -38,7 +38,7 @@ __all__ = [
     "parse_query",
 ]
 
-IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 """A table, function or column name the broker accepts: lower case, unquoted, at most
 63 characters (PostgreSQL's limit). Anything else would need quoting rules to agree."""
 
@@ -53,16 +53,16 @@ IS_VALUES = frozenset({"null", "not_null", "true", "false", "unknown"})
 
 _LOGICAL = frozenset({"or", "and", "not"})
 # RFC 3986 query characters without ';' (a pair separator for PostgREST) and '#'.
-_RAW_QUERY = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,=:@/?%]*$")
+_RAW_QUERY = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,=:@/?%]*\Z")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_NUMBER = re.compile(r"^[0-9]{1,9}$")
+_NUMBER = re.compile(r"^[0-9]{1,9}\Z")
 _ORDER_ITEM = re.compile(
-    r"^(?P<column>[a-z_][a-z0-9_]{0,62})(\.(asc|desc))?(\.(nullsfirst|nullslast))?$"
+    r"^(?P<column>[a-z_][a-z0-9_]{0,62})(\.(asc|desc))?(\.(nullsfirst|nullslast))?\Z"
 )
 # One item of an ``in.(...)`` list: a double-quoted string with \" and \\ escapes,
 # or a bare value without quotes, commas, parentheses or backslashes.
 _IN_ITEM = r'(?:"(?:[^"\\]|\\["\\])*"|[^",()\\]+)'
-_IN_LIST = re.compile(rf"^\((?:{_IN_ITEM}(?:,{_IN_ITEM})*)?\)$")
+_IN_LIST = re.compile(rf"^\((?:{_IN_ITEM}(?:,{_IN_ITEM})*)?\)\Z")
 
 
 class QueryError(ValueError):

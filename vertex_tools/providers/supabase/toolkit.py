@@ -32,7 +32,8 @@ __all__ = [
     "UpdateRowsTool",
 ]
 
-_NAME = IDENTIFIER.pattern
+# pydantic's (Rust) regex has no \Z, and its $ already means the end of the text.
+_NAME = IDENTIFIER.pattern.replace("\\Z", "$")
 _WANTS_ROWS = {"Prefer": "return=representation"}
 _Scalar = str | int | float | bool
 
