@@ -65,6 +65,7 @@ class Reason(StrEnum):
     UPSTREAM_FAILED = "upstream_failed"
     UPSTREAM_TIMEOUT = "upstream_timeout"
     INTERNAL_ERROR = "internal_error"
+    ORPHANED = "orphaned"
 
 
 _AUTH_REASONS = frozenset(

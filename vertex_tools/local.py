@@ -94,6 +94,11 @@ class LocalBroker:
             f"the local broker did not start within {timeout} s; see {log_path}"
         )
 
+    @property
+    def pid(self) -> int | None:
+        """The broker process's id while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
     def client(self, token: str) -> BrokerClient:
         """A client for this broker."""
         if self.url is None:

@@ -101,3 +101,9 @@ def test_concurrent_processes_never_pass_the_ceiling_together(tmp_path: Path) ->
     s = SqliteStore(Path(path))
     assert s.spend_used("g", "usd", NOW - 1) == 142 * 7
     s.close()
+
+
+def test_an_orphan_is_claimed_once(store: SqliteStore) -> None:
+    assert store.claim_orphan("req-1", NOW)
+    assert not store.claim_orphan("req-1", NOW + 1)
+    assert store.claim_orphan("req-2", NOW)

@@ -137,6 +137,7 @@ class Pipeline:
             "path": redact_tokens(incoming.raw_path[:2048]),
             "query": redact_tokens(incoming.query[:2048]),
             "policy": call.loaded.digest[:16],
+            "broker": rt.instance,
         }
         if incoming.too_large:
             limit = policy.settings.max_request_bytes

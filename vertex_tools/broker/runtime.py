@@ -8,8 +8,10 @@ writer's own thread. The event loop never blocks on SQLite.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -17,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from vertex_tools.audit import AsyncAuditWriter, EntryKind
+from vertex_tools.audit import AsyncAuditWriter, AuditLog, EntryKind
 from vertex_tools.broker.forward import Forwarder
 from vertex_tools.broker.netguard import AddressPolicy
+from vertex_tools.broker.reconcile import HOST, Orphan, find_orphans
 from vertex_tools.errors import InvalidCiphertext, PolicyError
 from vertex_tools.home import Home
 from vertex_tools.policy import LoadedPolicy, load_policy
@@ -30,6 +33,7 @@ from vertex_tools.vault import SecretValue, Vault, load_keyring
 __all__ = ["BrokerConfig", "Runtime"]
 
 log = logging.getLogger("vertex_tools.broker")
+RECONCILE_WINDOW = 200_000  # recent audit entries searched for orphans at start
 T = TypeVar("T")
 
 
@@ -55,6 +59,8 @@ class Runtime:
         self.store: SqliteStore | None = None
         self.vault: Vault | None = None
         self.audit = AsyncAuditWriter(config.home.audit_db, clock=clock)
+        self.instance = secrets.token_hex(6)
+        """This broker process's id in the audit log (intents carry it)."""
         self.forwarder = self._make_forwarder(self.loaded)
         self._reload_task: asyncio.Task[None] | None = None
 
@@ -106,6 +112,16 @@ class Runtime:
         await self.audit.append(
             EntryKind.ADMIN,
             {
+                "action": "broker_start",
+                "broker": self.instance,
+                "pid": os.getpid(),
+                "host": HOST,
+            },
+        )
+        await self._reconcile()
+        await self.audit.append(
+            EntryKind.ADMIN,
+            {
                 "action": "policy_load",
                 "policy": self.loaded.path,
                 "digest": self.loaded.digest,
@@ -113,6 +129,41 @@ class Runtime:
             },
         )
         self._reload_task = asyncio.create_task(self._watch_policy())
+
+    async def _reconcile(self) -> None:
+        """Record an outcome for every orphaned intent in the recent log (reconcile.py)."""
+        path = self.config.home.audit_db
+
+        def scan() -> list[Orphan]:
+            with AuditLog(path, read_only=True) as log:
+                start = max(1, log.count() - RECONCILE_WINDOW + 1)
+                return find_orphans(log.records(start), current=self.instance)
+
+        orphans = await asyncio.get_running_loop().run_in_executor(None, scan)
+        store = self.store
+        assert store is not None
+        for orphan in orphans:
+            claim = functools.partial(store.claim_orphan, orphan.request_id, self.clock())
+            if not await self.db(claim):
+                continue
+            data: dict[str, object] = {
+                "request_id": orphan.request_id,
+                "status": 0,
+                "reason": "orphaned",
+                "latency_us": 0,
+                "reconciled_by": self.instance,
+                "intent_seq": orphan.seq,
+            }
+            if "amount" in orphan.data:
+                data["spend"] = "held"
+            await self.audit.append(EntryKind.OUTCOME, data)
+            log.warning(
+                "request %s (intent %d) was left without an outcome by broker %s: "
+                "recorded as orphaned",
+                orphan.request_id,
+                orphan.seq,
+                orphan.broker,
+            )
 
     async def stop(self) -> None:
         """Close everything, draining queued audit entries first."""

@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS spend (
     id INTEGER PRIMARY KEY AUTOINCREMENT, grant_name TEXT NOT NULL, currency TEXT NOT NULL,
     amount INTEGER NOT NULL, state TEXT NOT NULL, created REAL NOT NULL, settled REAL);
 CREATE INDEX IF NOT EXISTS spend_window ON spend (grant_name, currency, created);
+CREATE TABLE IF NOT EXISTS reconciled (request_id TEXT PRIMARY KEY, at REAL NOT NULL);
 """
 _SELECT_TOKENS = (
     "SELECT token_id, grant_name, public_key, verifier, created, expires, revoked, last_used "
@@ -242,6 +243,15 @@ class SqliteStore(Closing):
         """Reserved plus committed spend since ``since``."""
         with self._tx() as cur:
             return self._used(cur, grant, currency, since)
+
+    def claim_orphan(self, request_id: str, now: float) -> bool:
+        """True for exactly one caller per request id: who records its orphan outcome."""
+        with self._tx() as cur:
+            cur.execute(
+                "INSERT OR IGNORE INTO reconciled (request_id, at) VALUES (?, ?)",
+                (request_id, now),
+            )
+            return cur.rowcount == 1
 
     def prune(self, now: float) -> None:
         """Drop expired nonces and spend rows older than the window."""
