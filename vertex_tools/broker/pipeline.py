@@ -396,6 +396,9 @@ class Pipeline:
         rt = self.rt
         upstream = call.loaded.policy.upstreams[call.upstream]
         call.entry.update(decision.to_json())
+        idempotency = _idempotency(call, upstream.provider)
+        if idempotency is not None:
+            call.entry["idempotency_key"] = idempotency[1]
         # 4 audit intent, durable before anything leaves
         try:
             await rt.audit.append(EntryKind.INTENT, call.entry)
@@ -444,6 +447,8 @@ class Pipeline:
         out_headers.extend(
             (header, fmt.replace("{secret}", value)) for header, fmt in upstream.injections
         )
+        if idempotency is not None:
+            out_headers.append(idempotency)
 
         # 6 forward
         try:
@@ -492,6 +497,35 @@ class Pipeline:
                 self._scrubbers.clear()
             scrubber = self._scrubbers[key] = Scrubber([secret])
         return scrubber
+
+
+def _idempotency(call: _Call, provider: str) -> tuple[str, str] | None:
+    """The idempotency header the broker sets on a POST, if the provider takes one.
+
+    Chosen before the first attempt. An agent's own key (never forwarded as is) is
+    mapped to a key of its token, so the agent's retries stay idempotent and no
+    token can collide with another's keys; without one, the request id is used.
+    """
+    if provider == "http" or call.incoming.method != "POST":
+        return None
+    from vertex_tools.providers import get_catalog
+
+    header = get_catalog(provider).idempotency_header
+    if header is None:
+        return None
+    agent_key = next(
+        (
+            v.decode("latin-1")
+            for k, v in call.incoming.headers
+            if k.decode("latin-1").lower() == header.lower()
+        ),
+        None,
+    )
+    if agent_key is None:
+        return header, f"vt-{call.request_id}"
+    token = str(call.entry.get("token_id"))
+    digest = blake3.blake3(f"{token}\0{agent_key}".encode()).hexdigest()[:32]
+    return header, f"vt-{digest}"
 
 
 def _store_down() -> Decision:

@@ -177,6 +177,9 @@ class Catalog:
     """Regular expression a resource named in a grant must match."""
     check: Check | None = None
     """Provider-specific checks after the operation and resource passed."""
+    idempotency_header: str | None = None
+    """Header carrying an idempotency key on POSTs (Stripe's Idempotency-Key): the broker
+    sets it, chosen before the first attempt, so no retry can act twice."""
     _by_name: dict[str, Operation] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -250,3 +250,33 @@ def test_agent_supplied_account_and_credential_headers_never_reach_stripe(
     names = {name for name, _ in seen.headers}
     assert {"stripe-account", "idempotency-key", "x-api-key"}.isdisjoint(names)
     assert ("stripe-version", "2024-06-20") in seen.headers
+
+
+def test_every_stripe_post_carries_an_idempotency_key_the_broker_chose(
+    stripe_env: StripeDeployment,
+) -> None:
+    """Chosen before the first attempt, so no retry can charge or refund twice; an
+    agent's own key is mapped to one of its token (its retries stay idempotent) and
+    never forwarded as is."""
+
+    def key_of_last_post() -> str:
+        post = [r for r in stripe_env.standin.received if r.method == "POST"][-1]
+        return dict(post.headers)["idempotency-key"]
+
+    args = {"amount": "100", "currency": "usd", "customer": stripe_env.data.customer}
+    with stripe_env.client("all-tools") as client:
+        client.post("stripe", "/v1/payment_intents", data=args)
+        own = key_of_last_post()
+        client.post("stripe", "/v1/payment_intents", data=args)
+        assert own.startswith("vt-") and key_of_last_post() != own  # one per request
+        sent = {"Idempotency-Key": "agent-key-1"}
+        first = client.post("stripe", "/v1/payment_intents", data=args, headers=sent)
+        mapped = key_of_last_post()
+        retry = client.post("stripe", "/v1/payment_intents", data=args, headers=sent)
+        assert key_of_last_post() == mapped and mapped != "agent-key-1"
+        assert first.status_code == retry.status_code == 200
+    with stripe_env.client("all-tools") as other:  # another token, the same agent key
+        other.post("stripe", "/v1/payment_intents", data=args, headers=sent)
+        assert key_of_last_post() != mapped
+    intent = [i for i in stripe_env.intents("all-tools") if i.get("idempotency_key")][-1]
+    assert intent["idempotency_key"] == key_of_last_post()

@@ -368,5 +368,6 @@ CATALOG = Catalog(
     resource_key=None,
     resource_pattern=None,
     check=check,
+    idempotency_header="Idempotency-Key",
 )
 """The Stripe catalog the broker enforces."""
