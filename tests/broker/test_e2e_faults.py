@@ -88,3 +88,37 @@ def test_rotating_the_master_key_while_serving_keeps_secrets_usable(
             old_id, new_id, count = admin.vault_rotate_key()
         assert (count, old_id != new_id) == (1, True)
         assert client.get("echo", "/items/1").json()["authorized"] is True
+
+
+def test_read_only_audit_log_means_503_and_nothing_forwarded(
+    tmp_path_factory: pytest.TempPathFactory, upstream: EchoServer
+) -> None:
+    """chattr +i makes the log's files immutable, which binds root too (mode bits do
+    not): the broker must refuse everything rather than forward unrecorded."""
+    import shutil
+    import subprocess
+
+    chattr = shutil.which("chattr")
+    if chattr is None:
+        pytest.skip("chattr is not installed")
+    dep = make_deployment(tmp_path_factory.mktemp("readonly"), upstream)
+    issued = dep.issue("reader")
+    with dep.broker() as broker, broker.client(issued.token) as client:
+        assert client.get("echo", "/items/1").status_code == 200
+        # The database and its write-ahead log; not the -shm index, which SQLite maps
+        # into memory (an immutable mapping is a crash, not a write error).
+        files = [str(p) for p in dep.home.root.glob("audit.db*") if not str(p).endswith("-shm")]
+        done = subprocess.run([chattr, "+i", *files], capture_output=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"chattr +i not permitted here: {done.stderr.decode().strip()}")
+        before = len(upstream.received)
+        try:
+            with pytest.raises(BrokerUnavailable) as info:
+                client.get("echo", "/items/1")
+        finally:
+            subprocess.run([chattr, "-i", *files], check=True)
+        assert "audit_unavailable" in str(info.value)
+        assert len(upstream.received) == before
+        assert client.get("echo", "/items/1").status_code == 200
+    with AuditLog(dep.home.audit_db) as log:
+        assert verify_log(log).entries > 0
