@@ -16,19 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import aiohttp
+from _home import bench_home
 
-from vertex_tools.admin import Admin
 from vertex_tools.demo.echo import EchoServer
-from vertex_tools.home import Home, init_home, policy_template
 from vertex_tools.local import LocalBroker
-from vertex_tools.policy import load_policy
 
 SECRET = "sk_test_bench0000000000000000000000"
 
@@ -63,17 +58,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32])
     args = parser.parse_args()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VERTEX_")}
-    root = Path(tempfile.mkdtemp(prefix="vertex-bench-"))
-    home = Home(root)
-    init_home(home, environ=env)
     with EchoServer(SECRET) as upstream:
-        text = policy_template().replace("http://127.0.0.1:9000", upstream.url)
-        home.policy.write_text(text.replace('rate = "5/second"', 'rate = "100000/second"'))
-        with Admin(home, env) as admin:
-            admin.vault_put("echo-key", "http", SECRET)
-            token = admin.token_issue(load_policy(home.policy), "echo-writer", "1h").token
-        with LocalBroker(root, env=env, listen="tcp") as broker:
+        home, env, token = bench_home(upstream.url, SECRET, rate="100000/second")
+        with LocalBroker(home.root, env=env, listen="tcp") as broker:
             print(f"{'run':28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
             for conc in args.concurrency:
                 direct = asyncio.run(

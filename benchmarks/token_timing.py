@@ -28,20 +28,17 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
 import secrets
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
+from _home import bench_home
 
-from vertex_tools.admin import Admin
 from vertex_tools.broker.auth import authenticate
 from vertex_tools.demo.echo import EchoServer
-from vertex_tools.home import Home, init_home, policy_template
+from vertex_tools.home import Home
 from vertex_tools.local import LocalBroker
 from vertex_tools.policy import load_policy
 from vertex_tools.store import SqliteStore
@@ -144,15 +141,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="per kind, end to end")
     parser.add_argument("--calls", type=int, default=20000, help="per kind, in process")
     args = parser.parse_args()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VERTEX_")}
-    root = Path(tempfile.mkdtemp(prefix="vertex-bench-"))
-    home = Home(root)
-    init_home(home, environ=env)
     with EchoServer(SECRET) as upstream:
-        home.policy.write_text(policy_template().replace("http://127.0.0.1:9000", upstream.url))
-        with Admin(home, env) as admin:
-            admin.vault_put("echo-key", "http", SECRET)
-            token = admin.token_issue(load_policy(home.policy), "echo-writer", "1h").token
+        home, env, token = bench_home(upstream.url, SECRET)
         wrong = wrong_tokens(token)
         report(
             "in process: authenticate() with a SQLite token lookup",
@@ -160,7 +150,7 @@ def main() -> None:
             1e6,
             in_process(home, {**wrong, "valid": token}, args.calls),
         )
-        with LocalBroker(root, env=env, listen="tcp") as broker:
+        with LocalBroker(home.root, env=env, listen="tcp") as broker:
             assert broker.url is not None
             report(
                 "end to end: bearer GET through a broker process (each refusal audited)",
