@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 
 from vertex_tools.audit import EntryKind
 from vertex_tools.broker.netguard import parse_upstream_url
@@ -19,10 +20,11 @@ from vertex_tools.broker.runtime import Runtime
 from vertex_tools.decision import Decision, Reason
 from vertex_tools.errors import AuditUnavailable, StoreError, UpstreamError, VaultError
 from vertex_tools.policy.amounts import Amount
-from vertex_tools.policy.facts import AmountLookup
-from vertex_tools.policy.models import Upstream
+from vertex_tools.policy.engine import check_spend
+from vertex_tools.policy.facts import AmountLookup, Verdict
+from vertex_tools.policy.models import Policy, Upstream
 
-__all__ = ["look_up_amount"]
+__all__ = ["look_up_amount", "resolve_lookup"]
 
 log = logging.getLogger("vertex_tools.broker")
 
@@ -113,3 +115,45 @@ async def _outcome(rt: Runtime, request_id: str, status: int) -> None:
         )
     except AuditUnavailable as exc:
         log.error("outcome of the amount lookup for %s not recorded: %s", request_id, exc)
+
+
+async def resolve_lookup(
+    rt: Runtime, *, request_id: str, upstream_name: str, policy: Policy, verdict: Verdict
+) -> Verdict:
+    """Learn the amount of a verdict's request (look-up), then re-check spend with it.
+
+    A stated amount (a partial refund) is counted, and refused when it is more than
+    what the object has left; without one, what is left is counted.
+    """
+    resolved = verdict.resolved
+    assert resolved is not None
+    assert resolved.lookup is not None
+    grant = policy.grants[resolved.grant]
+    rule = f"grants.{resolved.grant}.spend"
+    found = await look_up_amount(
+        rt,
+        request_id=request_id,
+        upstream_name=upstream_name,
+        upstream=policy.upstreams[upstream_name],
+        lookup=resolved.lookup,
+        rule=rule,
+    )
+    if isinstance(found, Decision):
+        return Verdict(found, None)
+    stated = resolved.lookup.stated
+    if stated is not None:
+        if stated > found.value:
+            return Verdict(
+                Decision.deny(
+                    Reason.AMOUNT_INVALID,
+                    rule,
+                    f"the request states {stated}, more than the {found.value} "
+                    f"{found.currency} that is left to move",
+                ),
+                None,
+            )
+        found = Amount(stated, found.currency)
+    refused = check_spend(resolved.grant, grant, found)
+    if refused is not None:
+        return Verdict(refused, replace(resolved, amount=found, lookup=None))
+    return Verdict(verdict.decision, replace(resolved, amount=found, lookup=None))

@@ -42,7 +42,8 @@ from vertex_tools.broker.headers import (
     clean_response_headers,
     forwardable_request_headers,
 )
-from vertex_tools.broker.lookup import look_up_amount
+from vertex_tools.broker.idempotency import idempotency_for
+from vertex_tools.broker.lookup import resolve_lookup
 from vertex_tools.broker.netguard import parse_upstream_url
 from vertex_tools.broker.runtime import Runtime
 from vertex_tools.broker.scrub import Scrubber
@@ -58,8 +59,7 @@ from vertex_tools.errors import (
     VaultError,
 )
 from vertex_tools.policy import LoadedPolicy
-from vertex_tools.policy.amounts import Amount
-from vertex_tools.policy.engine import RequestFacts, Verdict, check_spend, decide
+from vertex_tools.policy.engine import RequestFacts, Verdict, decide
 from vertex_tools.store import Admission, AdmissionResult
 
 __all__ = ["Incoming", "Outgoing", "Pipeline", "refusal"]
@@ -245,7 +245,15 @@ class Pipeline:
                     call, Decision.deny(first.reason, first.rule, first.message)
                 )
             auth = replace(auth, nonce=None)
-            verdict = await self._resolve_lookup(call, verdict)
+            verdict = await resolve_lookup(
+                rt,
+                request_id=call.request_id,
+                upstream_name=call.upstream,
+                policy=call.loaded.policy,
+                verdict=verdict,
+            )
+            if verdict.resolved is not None:
+                call.entry["amount_source"] = "lookup"
         if verdict.resolved is not None:
             resolved = verdict.resolved
             call.entry.update(operation=resolved.operation, risk=resolved.risk.value)
@@ -279,43 +287,6 @@ class Pipeline:
         if verdict.resolved is not None and verdict.resolved.body is not None:
             call.body = verdict.resolved.body
         return await self._forward(call, verdict.decision)
-
-    async def _resolve_lookup(self, call: _Call, verdict: Verdict) -> Verdict:
-        """Learn the amount of a request that names none (a full refund), then re-check spend."""
-        resolved = verdict.resolved
-        assert resolved is not None
-        assert resolved.lookup is not None
-        policy = call.loaded.policy
-        grant = policy.grants[resolved.grant]
-        rule = f"grants.{resolved.grant}.spend"
-        found = await look_up_amount(
-            self.rt,
-            request_id=call.request_id,
-            upstream_name=call.upstream,
-            upstream=policy.upstreams[call.upstream],
-            lookup=resolved.lookup,
-            rule=rule,
-        )
-        if isinstance(found, Decision):
-            return Verdict(found, None)
-        stated = resolved.lookup.stated
-        if stated is not None:
-            if stated > found.value:
-                return Verdict(
-                    Decision.deny(
-                        Reason.AMOUNT_INVALID,
-                        rule,
-                        f"the request states {stated}, more than the {found.value} "
-                        f"{found.currency} that is left to move",
-                    ),
-                    None,
-                )
-            found = Amount(stated, found.currency)
-        call.entry["amount_source"] = "lookup"
-        refused = check_spend(resolved.grant, grant, found)
-        if refused is not None:
-            return Verdict(refused, replace(resolved, amount=found, lookup=None))
-        return Verdict(verdict.decision, replace(resolved, amount=found, lookup=None))
 
     async def _refuse(
         self, call: _Call, decision: Decision, *, retry_after: float | None = None
@@ -396,7 +367,13 @@ class Pipeline:
         rt = self.rt
         upstream = call.loaded.policy.upstreams[call.upstream]
         call.entry.update(decision.to_json())
-        idempotency = _idempotency(call, upstream.provider)
+        idempotency = idempotency_for(
+            call.incoming.method,
+            call.incoming.headers,
+            upstream.provider,
+            request_id=call.request_id,
+            token_id=str(call.entry.get("token_id")),
+        )
         if idempotency is not None:
             call.entry["idempotency_key"] = idempotency[1]
         # 4 audit intent, durable before anything leaves
@@ -497,35 +474,6 @@ class Pipeline:
                 self._scrubbers.clear()
             scrubber = self._scrubbers[key] = Scrubber([secret])
         return scrubber
-
-
-def _idempotency(call: _Call, provider: str) -> tuple[str, str] | None:
-    """The idempotency header the broker sets on a POST, if the provider takes one.
-
-    Chosen before the first attempt. An agent's own key (never forwarded as is) is
-    mapped to a key of its token, so the agent's retries stay idempotent and no
-    token can collide with another's keys; without one, the request id is used.
-    """
-    if provider == "http" or call.incoming.method != "POST":
-        return None
-    from vertex_tools.providers import get_catalog
-
-    header = get_catalog(provider).idempotency_header
-    if header is None:
-        return None
-    agent_key = next(
-        (
-            v.decode("latin-1")
-            for k, v in call.incoming.headers
-            if k.decode("latin-1").lower() == header.lower()
-        ),
-        None,
-    )
-    if agent_key is None:
-        return header, f"vt-{call.request_id}"
-    token = str(call.entry.get("token_id"))
-    digest = blake3.blake3(f"{token}\0{agent_key}".encode()).hexdigest()[:32]
-    return header, f"vt-{digest}"
 
 
 def _store_down() -> Decision:
