@@ -276,3 +276,21 @@ def test_master_key_from_the_environment(tmp_path: Path) -> None:
     env["VERTEX_MASTER_KEY"] = "not-a-key"
     bad = run("vault", "put", "k2", "--provider", "http", stdin=SECRET)
     assert bad.returncode == 3 and "VERTEX_MASTER_KEY" in bad.stderr
+
+
+def test_serve_listens_on_loopback_unless_told_otherwise(vertex: Run) -> None:
+    vertex("init")
+    result = vertex("serve", "--listen", "0.0.0.0:0", check=False)
+    assert result.returncode == 3
+    assert "loopback" in result.stderr and "--allow-remote" in result.stderr
+    both = vertex("serve", "--listen", "127.0.0.1:0", "--uds", "x.sock", check=False)
+    assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_serve_refuses_an_invalid_policy_naming_the_line(vertex: Run, tmp_path: Path) -> None:
+    vertex("init")
+    bad = tmp_path / "p.toml"
+    bad.write_text("version = 1\n[upstreams.a]\nprovider = 1\n")
+    result = vertex("serve", "--policy", str(bad), "--listen", "127.0.0.1:0", check=False)
+    assert result.returncode == 1
+    assert f"{bad}:3: upstreams.a.provider" in result.stderr
