@@ -8,6 +8,7 @@ writer's own thread. The event loop never blocks on SQLite.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -63,6 +64,7 @@ class Runtime:
         """This broker process's id in the audit log (intents carry it)."""
         self.forwarder = self._make_forwarder(self.loaded)
         self._reload_task: asyncio.Task[None] | None = None
+        self._reconcile_task: asyncio.Task[None] | None = None
 
     @staticmethod
     def _make_forwarder(loaded: LoadedPolicy) -> Forwarder:
@@ -118,7 +120,8 @@ class Runtime:
                 "host": HOST,
             },
         )
-        await self._reconcile()
+        # In the background: a long log must not delay serving.
+        self._reconcile_task = asyncio.create_task(self._reconcile_logged())
         await self.audit.append(
             EntryKind.ADMIN,
             {
@@ -129,6 +132,12 @@ class Runtime:
             },
         )
         self._reload_task = asyncio.create_task(self._watch_policy())
+
+    async def _reconcile_logged(self) -> None:
+        try:
+            await self._reconcile()
+        except Exception:
+            log.exception("reconciling orphaned intents failed; they stay open until next start")
 
     async def _reconcile(self) -> None:
         """Record an outcome for every orphaned intent in the recent log (reconcile.py)."""
@@ -169,6 +178,9 @@ class Runtime:
         """Close everything, draining queued audit entries first."""
         if self._reload_task is not None:
             self._reload_task.cancel()
+        if self._reconcile_task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reconcile_task, timeout=30)
         await self.forwarder.close()
         await self.audit.aclose()
 
