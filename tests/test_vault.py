@@ -41,8 +41,8 @@ from vertex_tools.vault import (
 )
 
 # Distinctive enough that finding it anywhere means it leaked.
-SECRET = "sk_live_VaultCanary_Zq8xVv3Kp0LmTw7Yb2Rn5Hj9"
-OTHER_SECRET = "ghp_OtherCanary_Qm4Lp8Zt2Xw6Vn0Bc3Ry7Ks1"
+SECRET = "sk_test_VaultCanary_Zq8xVv3Kp0LmTw7Yb2Rn5Hj9"
+OTHER_SECRET = "gh_test_OtherCanary_Qm4Lp8Zt2Xw6Vn0Bc3Ry7Ks1"
 T0 = 1_700_000_000.75
 
 
@@ -621,7 +621,7 @@ def test_environment_wins_over_files(home: Path, key: MasterKey, other_key: Mast
     assert load_keyring(home, environ={"VERTEX_MASTER_KEY": raw_hex}) == Keyring(other_key)
 
 
-@pytest.mark.parametrize("value", ["nope", "  ", "sk_live_looks_like_a_secret_but_is_not_a_key"])
+@pytest.mark.parametrize("value", ["nope", "  ", "sk_test_looks_like_a_secret_but_is_not_a_key"])
 def test_malformed_environment_value(home: Path, key: MasterKey, value: str) -> None:
     write_key_file(home / KEY_FILE, key)  # a valid file does not rescue a bad variable
     with pytest.raises(MasterKeyError) as info:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -199,26 +198,12 @@ def immutable(path: Path) -> Iterator[None]:
         subprocess.run([chattr, "-i", str(path)], check=True)
 
 
-@contextmanager
-def mode_0444(path: Path) -> Iterator[None]:
-    """chmod 0444: stops an ordinary user, but not root, who ignores mode bits."""
-    if os.geteuid() == 0:
-        pytest.skip("running as root: file modes do not stop root from writing")
-    path.chmod(0o444)
-    try:
-        yield
-    finally:
-        path.chmod(0o644)
-
-
-# How each case makes the file read-only. Tests run as root here, and root
-# ignores chmod, so the case that always runs opens the file with SQLite's own
-# mode=ro (AuditLog(read_only=True)); chattr +i makes the file itself
-# immutable, which binds root too, where the container allows it.
+# How each case makes the file read-only. chmod is not a case: tests and CI run
+# as root, who ignores mode bits. SQLite's own mode=ro (AuditLog(read_only=True))
+# always runs; chattr +i makes the file itself immutable, which binds root too.
 READ_ONLY_CASES: dict[str, Callable[[Path], Any]] = {
     "sqlite-mode-ro": lambda path: nullcontext(),
     "chattr-immutable": immutable,
-    "chmod-0444": mode_0444,
 }
 
 

@@ -95,7 +95,7 @@ PARSE_BAD = [
     # query and fragment belong to the request, not the base URL
     ("https://api.stripe.com/v1?x=1", "query"),
     ("https://api.stripe.com/v1?", "query"),
-    ("https://api.stripe.com?api_key=sk_live_x", "query"),
+    ("https://api.stripe.com?api_key=sk_test_x", "query"),
     ("https://api.stripe.com/#frag", "fragment"),
     # hosts
     ("https://", "empty host"),

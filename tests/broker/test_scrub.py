@@ -69,7 +69,7 @@ REMOVED = [
     ("***7dcWxyz!", f"{R}!"),
     ("(sk_test_***dp7dcWxyz)", f"({R})"),
     ('{"last4": "****Wxyz"}', f'{{"last4": "{R}"}}'),
-    ("sk_live_...Wxyz", f"sk_live_{R}"),  # the suffix and mask identify it
+    ("pk_test_...Wxyz", f"pk_test_{R}"),  # another prefix: the suffix and mask identify it
     # masked: a prefix of at least 8 and no suffix
     ("sk_test_4eC3****", R),
     ("sk_test_4eC39Hq...", R),

@@ -25,8 +25,8 @@ from vertex_tools.policy import load_policy
 from vertex_tools.providers.github.catalog import CATALOG
 from vertex_tools.providers.github.toolkit import GitHubToolkit
 
-# A fake personal access token, shaped like GitHub's (ghp_ and 36 characters).
-TOKEN = "ghp_R7fT2kQ9xLmN4vB8cZ1wY6hJ3dS5aE0gU2iO"
+# A fake test token (deliberately not in the ghp_ shape of real GitHub tokens).
+TOKEN = "gh_test_R7fT2kQ9xLmN4vB8cZ1wY6hJ3dS5aE0gU2iO"
 # What an attacker planted in an issue: the tools must hand it over as data.
 INJECTED = (
     "Steps: open /login in Safari 17.\n\n"

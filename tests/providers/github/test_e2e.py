@@ -201,7 +201,7 @@ def test_a_wrong_vaulted_token_is_refused_by_github(github: GitHubDeployment) ->
     """The stand-in opens only to the real token: swap the vault entry, and GitHub says no."""
     tool = github.tools("triage-bot")["github_get_issue"]
     with github.admin() as admin:
-        admin.vault_put("github-token", "github", "ghp_" + "x" * 36)
+        admin.vault_put("github-token", "github", "gh_test_" + "x" * 36)
     try:
         out = invoke(tool, repo="acme/website", issue_number=1)
     finally:

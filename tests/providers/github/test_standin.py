@@ -27,7 +27,15 @@ def get(standin: GitHubStandIn, path: str, authorization: str | None) -> httpx.R
 
 @pytest.mark.parametrize(
     "authorization",
-    [None, "", "Bearer ghp_wrong", f"Bearer {TOKEN}x", f"Basic {TOKEN}", TOKEN, f"bearer  {TOKEN}"],
+    [
+        None,
+        "",
+        "Bearer gh_test_wrong",
+        f"Bearer {TOKEN}x",
+        f"Basic {TOKEN}",
+        TOKEN,
+        f"bearer  {TOKEN}",
+    ],
 )
 def test_anything_but_the_token_gets_githubs_401(
     standin: GitHubStandIn, authorization: str | None

@@ -107,7 +107,7 @@ class Received:
 
 def _masked(key: str) -> str:
     # How Stripe echoes a wrong key: its prefix and last four characters.
-    prefix = key[:8] if key.startswith(("sk_test_", "sk_live_")) else ""
+    prefix = key[:8] if key.startswith("sk_test_") else ""
     return prefix + "*" * max(len(key) - len(prefix) - 4, 0) + key[-4:]
 
 
