@@ -73,6 +73,13 @@ def _check(response: httpx.Response) -> httpx.Response:
     raise BrokerRefused(decision, response.status_code)
 
 
+def _auth(token: str, clock: Callable[[], float], owner: str) -> VertexAuth:
+    try:
+        return VertexAuth(token, clock=clock)
+    except TokenError as exc:
+        raise TokenError(f"{owner} needs a vertex token: {exc}") from None
+
+
 def _base(url: str, uds: str | None) -> tuple[str, str | None]:
     if url.startswith("unix:"):
         return "http://vertex-broker", url.removeprefix("unix:")
@@ -98,10 +105,7 @@ class BrokerClient:
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        try:
-            auth = VertexAuth(token, clock=clock)
-        except TokenError as exc:
-            raise TokenError(f"BrokerClient needs a vertex token: {exc}") from None
+        auth = _auth(token, clock, "BrokerClient")
         base, socket_path = _base(url, uds)
         self.url = url
         if transport is None:
@@ -185,10 +189,7 @@ class AsyncBrokerClient:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        try:
-            auth = VertexAuth(token, clock=clock)
-        except TokenError as exc:
-            raise TokenError(f"AsyncBrokerClient needs a vertex token: {exc}") from None
+        auth = _auth(token, clock, "AsyncBrokerClient")
         base, socket_path = _base(url, uds)
         self.url = url
         if transport is None:

@@ -39,7 +39,6 @@ class Reason(StrEnum):
     BEARER_NOT_ALLOWED = "bearer_not_allowed"
     # policy (HTTP 403)
     GRANT_UNKNOWN = "grant_unknown"
-    UPSTREAM_UNKNOWN = "upstream_unknown"
     UPSTREAM_MISMATCH = "upstream_mismatch"
     NOT_ALLOWED = "not_allowed"
     UNKNOWN_OPERATION = "unknown_operation"

@@ -144,8 +144,7 @@ class Forwarder:
         if self._session is None:
             raise UpstreamError("the forwarder is not started", maybe_delivered=False)
         self.check_literal_host(upstream)
-        host = f"[{upstream.host}]" if ":" in upstream.host else upstream.host
-        target = f"{upstream.scheme}://{host}:{upstream.port}{upstream.base_path}{path}"
+        target = f"{upstream.origin}{upstream.base_path}{path}"
         if query:
             target += "?" + query
         started = time.perf_counter()

@@ -15,7 +15,6 @@ import logging
 from dataclasses import replace
 
 from vertex_tools.audit import EntryKind
-from vertex_tools.broker.netguard import parse_upstream_url
 from vertex_tools.broker.runtime import Runtime
 from vertex_tools.decision import Decision, Reason
 from vertex_tools.errors import AuditUnavailable, StoreError, UpstreamError, VaultError
@@ -72,7 +71,7 @@ async def look_up_amount(
         headers = [("Accept", "application/json")]
         headers += [(h, fmt.replace("{secret}", secret)) for h, fmt in upstream.injections]
         response = await rt.forwarder.forward(
-            parse_upstream_url(upstream.base_url),
+            upstream.url,
             method="GET",
             path=lookup.path,
             query="",

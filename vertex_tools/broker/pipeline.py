@@ -44,7 +44,6 @@ from vertex_tools.broker.headers import (
 )
 from vertex_tools.broker.idempotency import idempotency_for
 from vertex_tools.broker.lookup import resolve_lookup
-from vertex_tools.broker.netguard import parse_upstream_url
 from vertex_tools.broker.runtime import Runtime
 from vertex_tools.broker.scrub import Scrubber
 from vertex_tools.decision import Decision, Reason
@@ -430,7 +429,7 @@ class Pipeline:
         # 6 forward
         try:
             response = await rt.forwarder.forward(
-                parse_upstream_url(upstream.base_url),
+                upstream.url,
                 method=call.incoming.method,
                 path=call.path,
                 query=call.query if call.query is not None else call.incoming.query,

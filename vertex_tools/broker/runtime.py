@@ -24,6 +24,7 @@ from vertex_tools.audit import AsyncAuditWriter, AuditLog, EntryKind
 from vertex_tools.broker.forward import Forwarder
 from vertex_tools.broker.netguard import AddressPolicy
 from vertex_tools.broker.reconcile import HOST, Orphan, find_orphans
+from vertex_tools.decision import Reason
 from vertex_tools.errors import InvalidCiphertext, PolicyError
 from vertex_tools.home import Home
 from vertex_tools.policy import LoadedPolicy, load_policy
@@ -158,7 +159,7 @@ class Runtime:
             data: dict[str, object] = {
                 "request_id": orphan.request_id,
                 "status": 0,
-                "reason": "orphaned",
+                "reason": Reason.ORPHANED.value,
                 "latency_us": 0,
                 "reconciled_by": self.instance,
                 "intent_seq": orphan.seq,

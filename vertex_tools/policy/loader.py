@@ -120,7 +120,7 @@ def _problems(
 
 
 def _cross_check(policy: Policy, lines: list[str]) -> list[tuple[str, int | None, str]]:
-    from vertex_tools.broker.netguard import AddressPolicy, parse_upstream_url
+    from vertex_tools.broker.netguard import AddressPolicy
     from vertex_tools.errors import UpstreamBlocked
 
     problems: list[tuple[str, int | None, str]] = []
@@ -146,7 +146,7 @@ def _cross_check(policy: Policy, lines: list[str]) -> list[tuple[str, int | None
         problems.append(("settings.allow_private_upstreams", None, str(exc)))
         return problems
     for name, upstream in policy.upstreams.items():
-        host = parse_upstream_url(upstream.base_url).host
+        host = upstream.url.host
         try:
             ipaddress.ip_address(host)
         except ValueError:

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal
+from functools import cached_property
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from vertex_tools.policy.durations import Rate, parse_duration, parse_rate
 from vertex_tools.policy.paths import PathPattern
+
+if TYPE_CHECKING:
+    from vertex_tools.broker.upstream_url import UpstreamURL
 
 __all__ = [
     "AllowRule",
@@ -110,6 +114,13 @@ class Upstream(_Model):
     secret: Name
     inject: Inject | list[Inject] | None = None
     """Where the secret goes; default: the provider's (http: Authorization: Bearer)."""
+
+    @cached_property
+    def url(self) -> UpstreamURL:
+        """``base_url`` parsed (once: it is validated at load and used on every call)."""
+        from vertex_tools.broker.upstream_url import parse_upstream_url
+
+        return parse_upstream_url(self.base_url)
 
     @property
     def injections(self) -> list[tuple[str, str]]:

@@ -29,6 +29,7 @@ from urllib.parse import unquote_plus
 
 __all__ = [
     "IDENTIFIER",
+    "IDENTIFIER_PATTERN",
     "IS_VALUES",
     "OPERATORS",
     "RESERVED",
@@ -38,7 +39,9 @@ __all__ = [
     "parse_query",
 ]
 
-IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
+IDENTIFIER_PATTERN = r"[a-z_][a-z0-9_]{0,62}"
+"""A table, column or function name, unanchored (for pydantic field patterns too)."""
+IDENTIFIER = re.compile(rf"^{IDENTIFIER_PATTERN}\Z")
 """A table, function or column name the broker accepts: lower case, unquoted, at most
 63 characters (PostgreSQL's limit). Anything else would need quoting rules to agree."""
 

@@ -17,7 +17,12 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from vertex_tools.providers.supabase.catalog import ROW_CAP
-from vertex_tools.providers.supabase.query import IDENTIFIER, IS_VALUES, RESERVED
+from vertex_tools.providers.supabase.query import (
+    IDENTIFIER,
+    IDENTIFIER_PATTERN,
+    IS_VALUES,
+    RESERVED,
+)
 from vertex_tools.providers.tool import Toolkit, ToolRequest, VertexTool
 
 __all__ = [
@@ -32,8 +37,8 @@ __all__ = [
     "UpdateRowsTool",
 ]
 
-# pydantic's (Rust) regex has no \Z, and its $ already means the end of the text.
-_NAME = IDENTIFIER.pattern.replace("\\Z", "$")
+# pydantic's (Rust) regex: its $ means the end of the text, as \Z does in Python's.
+_NAME = f"^{IDENTIFIER_PATTERN}$"
 _WANTS_ROWS = {"Prefer": "return=representation"}
 _Scalar = str | int | float | bool
 
