@@ -12,16 +12,22 @@ uvicorn leaves these to a front proxy; the broker may have none:
 * **Origin-form targets only.** ``GET http://host/path`` (absolute-form) is
   refused with 400: the broker forwards to configured upstreams only, and the
   authority a client names must not look as if it mattered.
+
+These refusals happen before a request exists for the pipeline, so they are
+logged (status, reason, client address), not written to the audit log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 __all__ = ["HardenedHttpToolsProtocol"]
+
+log = logging.getLogger("vertex_tools.broker")
 
 _REASONS = {
     400: b"Bad Request",
@@ -61,6 +67,8 @@ class HardenedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._rejected = True
         self._disarm()
+        # Below the application: no audit entry can be attributed, so say it in the log.
+        log.warning("refused at the HTTP layer (%d %s) from %s", status, message, self.client)
         body = message.encode("ascii")
         head = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])
         head += b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
