@@ -55,6 +55,13 @@ class Reason(StrEnum):
     CURRENCY_MISMATCH = "currency_mismatch"
     SPEND_PER_CALL_EXCEEDED = "spend_per_call_exceeded"
     SPEND_WINDOW_EXCEEDED = "spend_window_exceeded"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    # taint and approval (HTTP 403; the approve effect holds the request)
+    TAINTED_ARGUMENT = "tainted_argument"
+    UNTRUSTED_CONTEXT = "untrusted_context"
+    APPROVAL_PENDING = "approval_pending"
+    APPROVAL_DENIED = "approval_denied"
+    TAINT_REPORT_INVALID = "taint_report_invalid"
     # rate (HTTP 429)
     RATE_LIMITED = "rate_limited"
     # broker faults (HTTP 502/503/504)
@@ -123,8 +130,8 @@ class Decision:
             return 401
         if self.reason is Reason.RATE_LIMITED:
             return 429
-        if self.effect is Effect.APPROVE:
-            return 202
+        # A held request is refused for now (403, effect "approve"): an SDK must raise,
+        # never mistake a 2xx for a done call. The agent retries once a human approved.
         if self.reason is Reason.REQUEST_TOO_LARGE:
             return 413
         if self.reason is Reason.REQUEST_TIMEOUT:

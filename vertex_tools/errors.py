@@ -17,6 +17,7 @@ secret or a token value.
     ├── TokenError                   a token string is malformed or cannot be issued
     ├── RequestRejected              a request to the broker is malformed (bad path, header, body)
     ├── StoreError                   the state database failed
+    │   └── ApprovalError            an approval is unknown, expired or already decided
     ├── AuditError
     │   ├── AuditUnavailable         the log cannot be written: the broker fails closed
     │   ├── AuditIntegrityError      verification found a broken entry (seq, expected, calculated)
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from vertex_tools.decision import Decision
 
 __all__ = [
+    "ApprovalError",
     "AuditError",
     "AuditIntegrityError",
     "AuditUnavailable",
@@ -119,6 +121,10 @@ class RequestRejected(VertexError):
 
 class StoreError(VertexError):
     """The state database failed."""
+
+
+class ApprovalError(StoreError):
+    """An approval is unknown, expired or already decided."""
 
 
 class AuditError(VertexError):

@@ -29,6 +29,7 @@ __all__ = [
     "RateLimits",
     "Settings",
     "Spend",
+    "TaintRules",
     "Upstream",
 ]
 
@@ -54,6 +55,14 @@ class Settings(_Model):
     max_response_bytes: int = Field(default=8 * 1_048_576, ge=1, le=256 * 1_048_576)
     connect_timeout: str = "5s"
     read_timeout: str = "30s"
+    approval_ttl: str = "1h"
+    """How long a held request waits for a human, and an approval for its retry."""
+    idempotency_ttl: str = "24h"
+    """How long an agent's idempotency key stays bound to its request (Stripe keeps 24 h)."""
+    taint_memory_ttl: str = "1h"
+    """How long the broker remembers the untrusted values it served to a run."""
+    taint_memory_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    """Untrusted text remembered per run; past it the run is treated as strict."""
 
     @field_validator("allow_private_upstreams")
     @classmethod
@@ -65,7 +74,14 @@ class Settings(_Model):
                 raise ValueError(f"{entry!r} is not an IP address or network") from exc
         return value
 
-    @field_validator("clock_skew", "connect_timeout", "read_timeout")
+    @field_validator(
+        "clock_skew",
+        "connect_timeout",
+        "read_timeout",
+        "approval_ttl",
+        "idempotency_ttl",
+        "taint_memory_ttl",
+    )
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration(value)
@@ -113,6 +129,9 @@ class Upstream(_Model):
     base_url: str
     secret: Name
     inject: Inject | list[Inject] | None = None
+    responses: Literal["untrusted", "trusted"] = "untrusted"
+    """``http`` upstreams: whether their answers are third-party content (the default)
+    or the user's own data. Catalog providers mark untrusted fields themselves."""
     """Where the secret goes; default: the provider's (http: Authorization: Bearer)."""
 
     @cached_property
@@ -215,6 +234,26 @@ class RateLimits(_Model):
         return parse_rate(self.per_grant) if self.per_grant else None
 
 
+RiskName = Literal["read", "write", "money", "destructive"]
+
+
+def _not_reads() -> list[RiskName]:
+    return ["write", "money", "destructive"]
+
+
+class TaintRules(_Model):
+    """What happens to a sensitive request whose control arguments came from
+    untrusted content (an issue body, a row, a web page) and not from the user."""
+
+    control: Literal["deny", "approve", "allow"] = "deny"
+    """The effect of a tainted control argument."""
+    strict: bool = False
+    """Once untrusted content has entered the run, every sensitive request needs approval
+    (value matching cannot see paraphrase or an action chosen rather than copied)."""
+    sensitive: list[RiskName] = Field(default_factory=_not_reads, min_length=1)
+    """Risk classes these rules apply to; reads are not held by default."""
+
+
 class Grant(_Model):
     """What the holder of a token issued for this grant may do.
 
@@ -230,6 +269,7 @@ class Grant(_Model):
     tables: list[str] | None = Field(default=None, min_length=1)
     rate: RateLimits | None = None
     spend: Spend | None = None
+    taint: TaintRules = TaintRules()
     bearer: bool = False
     """Accept plain ``Authorization: Bearer <token>`` (official SDKs); signed requests otherwise."""
     ttl: str = "1h"

@@ -8,14 +8,26 @@ one transaction, so concurrent requests can never together pass a ceiling.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from enum import StrEnum
+from typing import Any, Protocol
 
 from vertex_tools.decision import Reason
 from vertex_tools.policy.durations import Rate
 from vertex_tools.tokens import TokenRecord
 
-__all__ = ["Admission", "AdmissionResult", "RateKey", "SpendRequest", "StateStore"]
+__all__ = [
+    "Admission",
+    "AdmissionResult",
+    "ApprovalRecord",
+    "ApprovalRequest",
+    "ApprovalState",
+    "IdempotencyClaim",
+    "RateKey",
+    "SpendRequest",
+    "StateStore",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +79,65 @@ class AdmissionResult:
         return self.reason is None
 
 
+class ApprovalState(StrEnum):
+    """Where a held request stands. Only ``pending`` can be decided; only ``approved``
+    can be used, once."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    USED = "used"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequest:
+    """A request the broker holds for a human, bound to its exact content by ``digest``
+    (BLAKE3 over method, upstream, path, query and canonical body)."""
+
+    approval_id: str
+    token_id: str
+    grant: str
+    digest: str
+    created: float
+    expires: float
+    request: Mapping[str, Any]
+    """What ``vertex approvals show`` displays: method, upstream, path, query, body,
+    operation, amount. JSON-serialisable; never a secret or a token."""
+    taint: tuple[Mapping[str, Any], ...] = ()
+    """The tainted arguments and the untrusted source each came from."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRecord:
+    """An approval as stored."""
+
+    approval_id: str
+    token_id: str
+    grant: str
+    digest: str
+    state: ApprovalState
+    created: float
+    expires: float
+    request: Mapping[str, Any]
+    taint: tuple[Mapping[str, Any], ...]
+    decided: float | None = None
+    decided_by: str | None = None
+    note: str | None = None
+    used: float | None = None
+
+
+class IdempotencyClaim(StrEnum):
+    """What an agent's idempotency key means for this request."""
+
+    NEW = "new"
+    """First use of the key: recorded with the request's digest."""
+    SAME = "same"
+    """The key was used before for the same request: a retry, forward it with the key."""
+    CONFLICT = "conflict"
+    """The key was used before for a different request: refuse before forwarding."""
+
+
 class StateStore(Protocol):
     """Shared broker state. Implementations raise only :class:`vertex_tools.errors.StoreError`."""
 
@@ -90,6 +161,40 @@ class StateStore(Protocol):
 
     def spend_used(self, grant: str, currency: str, since: float) -> int:
         """Reserved plus committed spend since ``since``."""
+
+    def claim_orphan(self, request_id: str, now: float) -> bool:
+        """True for exactly one caller per request id: who records its orphan outcome."""
+
+    def prune(self, now: float) -> None:
+        """Drop expired nonces, idempotency keys and old spend rows."""
+
+    # approvals: a held request, decided by a human, used once
+
+    def approval_gate(self, request: ApprovalRequest, now: float) -> ApprovalRecord:
+        """In one transaction, for ``request.token_id`` and ``request.digest``:
+        an unexpired ``approved`` approval is marked ``used`` and returned (state USED:
+        this call may go ahead); else an unexpired ``pending`` or ``denied`` one is
+        returned as it is; else ``request`` is stored as ``pending`` and returned.
+        Two concurrent calls can never both get USED for one approval."""
+
+    def decide_approval(
+        self, approval_id: str, *, approve: bool, now: float, by: str, note: str | None
+    ) -> ApprovalRecord:
+        """pending -> approved or denied. :class:`vertex_tools.errors.ApprovalError` when
+        unknown, expired or already decided."""
+
+    def get_approval(self, approval_id: str) -> ApprovalRecord | None:
+        """One approval (state EXPIRED when past ``expires`` and not used), or None."""
+
+    def list_approvals(self, state: ApprovalState | None = None) -> list[ApprovalRecord]:
+        """Approvals, newest first, optionally only those in ``state``."""
+
+    # idempotency keys an agent (an official SDK) sent
+
+    def claim_idempotency(
+        self, token_id: str, key: str, digest: str, now: float, ttl: float
+    ) -> IdempotencyClaim:
+        """Record ``key`` of ``token_id`` for the request ``digest`` (kept ``ttl`` seconds)."""
 
     def close(self) -> None:
         """Release connections."""

@@ -7,8 +7,10 @@ commands) share the file safely and checks read what they then update.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,8 +19,16 @@ import sqlite_utils
 
 from vertex_tools._closing import Closing
 from vertex_tools.decision import Reason
-from vertex_tools.errors import StoreError
-from vertex_tools.store.base import Admission, AdmissionResult, RateKey
+from vertex_tools.errors import ApprovalError, StoreError
+from vertex_tools.store.base import (
+    Admission,
+    AdmissionResult,
+    ApprovalRecord,
+    ApprovalRequest,
+    ApprovalState,
+    IdempotencyClaim,
+    RateKey,
+)
 from vertex_tools.tokens import TokenRecord
 
 __all__ = ["SqliteStore"]
@@ -38,7 +48,20 @@ CREATE TABLE IF NOT EXISTS spend (
     amount INTEGER NOT NULL, state TEXT NOT NULL, created REAL NOT NULL, settled REAL);
 CREATE INDEX IF NOT EXISTS spend_window ON spend (grant_name, currency, created);
 CREATE TABLE IF NOT EXISTS reconciled (request_id TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS approvals (
+    approval_id TEXT PRIMARY KEY, token_id TEXT NOT NULL, grant_name TEXT NOT NULL,
+    digest TEXT NOT NULL, state TEXT NOT NULL, created REAL NOT NULL, expires REAL NOT NULL,
+    request TEXT NOT NULL, taint TEXT NOT NULL, decided REAL, decided_by TEXT, note TEXT,
+    used REAL);
+CREATE INDEX IF NOT EXISTS approvals_binding ON approvals (token_id, digest, created);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    token_id TEXT NOT NULL, key TEXT NOT NULL, digest TEXT NOT NULL, expires REAL NOT NULL,
+    PRIMARY KEY (token_id, key));
 """
+_SELECT_APPROVALS = (
+    "SELECT approval_id, token_id, grant_name, digest, state, created, expires, request, taint, "
+    "decided, decided_by, note, used FROM approvals"
+)
 _SELECT_TOKENS = (
     "SELECT token_id, grant_name, public_key, verifier, created, expires, revoked, last_used "
     "FROM tokens"
@@ -61,6 +84,29 @@ def _record(row: tuple[object, ...]) -> TokenRecord:
         expires=_opt_float(expires) or 0.0,
         revoked=_opt_float(revoked),
         last_used=_opt_float(last_used),
+    )
+
+
+def _approval(row: tuple[object, ...], now: float) -> ApprovalRecord:
+    (approval_id, token_id, grant, digest, state, created, expires, request, taint,
+     decided, decided_by, note, used) = row  # fmt: skip
+    current = ApprovalState(str(state))
+    if current in (ApprovalState.PENDING, ApprovalState.APPROVED) and float(str(expires)) <= now:
+        current = ApprovalState.EXPIRED
+    return ApprovalRecord(
+        approval_id=str(approval_id),
+        token_id=str(token_id),
+        grant=str(grant),
+        digest=str(digest),
+        state=current,
+        created=float(str(created)),
+        expires=float(str(expires)),
+        request=json.loads(str(request)),
+        taint=tuple(json.loads(str(taint))),
+        decided=_opt_float(decided),
+        decided_by=None if decided_by is None else str(decided_by),
+        note=None if note is None else str(note),
+        used=_opt_float(used),
     )
 
 
@@ -253,10 +299,112 @@ class SqliteStore(Closing):
             )
             return cur.rowcount == 1
 
+    def approval_gate(self, request: ApprovalRequest, now: float) -> ApprovalRecord:
+        """Use an approved approval, return a pending or denied one, or hold anew."""
+        with self._tx() as cur:
+            row = cur.execute(
+                _SELECT_APPROVALS + " WHERE token_id = ? AND digest = ? AND expires > ? "
+                "AND state IN ('pending', 'approved', 'denied') ORDER BY created DESC LIMIT 1",
+                (request.token_id, request.digest, now),
+            ).fetchone()
+            if row is not None:
+                found = _approval(row, now)
+                if found.state is ApprovalState.APPROVED:
+                    cur.execute(
+                        "UPDATE approvals SET state = 'used', used = ? "
+                        "WHERE approval_id = ? AND state = 'approved'",
+                        (now, found.approval_id),
+                    )
+                    row = cur.execute(
+                        _SELECT_APPROVALS + " WHERE approval_id = ?", (found.approval_id,)
+                    ).fetchone()
+                    return _approval(row, now)
+                return found
+            cur.execute(
+                "INSERT INTO approvals (approval_id, token_id, grant_name, digest, state, "
+                "created, expires, request, taint) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+                (
+                    request.approval_id,
+                    request.token_id,
+                    request.grant,
+                    request.digest,
+                    request.created,
+                    request.expires,
+                    json.dumps(dict(request.request), sort_keys=True),
+                    json.dumps([dict(t) for t in request.taint], sort_keys=True),
+                ),
+            )
+            row = cur.execute(
+                _SELECT_APPROVALS + " WHERE approval_id = ?", (request.approval_id,)
+            ).fetchone()
+            return _approval(row, now)
+
+    def decide_approval(
+        self, approval_id: str, *, approve: bool, now: float, by: str, note: str | None
+    ) -> ApprovalRecord:
+        """pending -> approved or denied; ApprovalError otherwise."""
+        with self._tx() as cur:
+            row = cur.execute(
+                _SELECT_APPROVALS + " WHERE approval_id = ?", (approval_id,)
+            ).fetchone()
+            if row is None:
+                raise ApprovalError(f"no approval {approval_id!r}; see `vertex approvals list`")
+            found = _approval(row, now)
+            if found.state is not ApprovalState.PENDING:
+                raise ApprovalError(
+                    f"approval {approval_id} is {found.state.value}, not pending; "
+                    "only a pending request can be approved or denied"
+                )
+            state = ApprovalState.APPROVED if approve else ApprovalState.DENIED
+            # An approval is for the retry that follows: it gets a fresh window from now.
+            ttl = found.expires - found.created
+            cur.execute(
+                "UPDATE approvals SET state = ?, decided = ?, decided_by = ?, note = ?, "
+                "expires = ? WHERE approval_id = ? AND state = 'pending'",
+                (state.value, now, by, note, now + ttl, approval_id),
+            )
+            row = cur.execute(
+                _SELECT_APPROVALS + " WHERE approval_id = ?", (approval_id,)
+            ).fetchone()
+        return _approval(row, now)
+
+    def get_approval(self, approval_id: str) -> ApprovalRecord | None:
+        """One approval, or None."""
+        rows = self._read(_SELECT_APPROVALS + " WHERE approval_id = ?", (approval_id,))
+        return _approval(rows[0], time.time()) if rows else None
+
+    def list_approvals(self, state: ApprovalState | None = None) -> list[ApprovalRecord]:
+        """Approvals, newest first, optionally only those in ``state``."""
+        now = time.time()
+        rows = self._read(_SELECT_APPROVALS + " ORDER BY created DESC, approval_id")
+        found = [_approval(row, now) for row in rows]
+        return [a for a in found if state is None or a.state is state]
+
+    def claim_idempotency(
+        self, token_id: str, key: str, digest: str, now: float, ttl: float
+    ) -> IdempotencyClaim:
+        """NEW (recorded), SAME (a retry of the same request) or CONFLICT."""
+        with self._tx() as cur:
+            row = cur.execute(
+                "SELECT digest FROM idempotency_keys WHERE token_id = ? AND key = ? "
+                "AND expires > ?",
+                (token_id, key, now),
+            ).fetchone()
+            if row is not None:
+                return IdempotencyClaim.SAME if row[0] == digest else IdempotencyClaim.CONFLICT
+            cur.execute(
+                "INSERT INTO idempotency_keys (token_id, key, digest, expires) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (token_id, key) DO UPDATE SET digest = excluded.digest, "
+                "expires = excluded.expires",
+                (token_id, key, digest, now + ttl),
+            )
+            return IdempotencyClaim.NEW
+
     def prune(self, now: float) -> None:
-        """Drop expired nonces and spend rows older than the window."""
+        """Drop expired nonces and idempotency keys, and spend rows older than the window."""
         with self._tx() as cur:
             cur.execute("DELETE FROM nonces WHERE expires < ?", (now,))
+            cur.execute("DELETE FROM idempotency_keys WHERE expires < ?", (now,))
             cur.execute(
                 "DELETE FROM spend WHERE created < ? AND state != 'reserved'", (now - 2 * _WINDOW,)
             )
