@@ -44,6 +44,20 @@ upstream = "echo"
 allow = [ { method = "GET", path = "/items/*" } ]
 rate = { per_grant = "3/minute" }
 
+[grants.browser]
+upstream = "echo"
+allow = [ { method = "GET", path = "/pages/*" }, { method = "POST", path = "/items" } ]
+
+[grants.browser-approve]
+upstream = "echo"
+allow = [ { method = "GET", path = "/pages/*" }, { method = "POST", path = "/items" } ]
+taint = { control = "approve" }
+
+[grants.browser-strict]
+upstream = "echo"
+allow = [ { method = "GET", path = "/pages/*" }, { method = "POST", path = "/items" } ]
+taint = { strict = true }
+
 [grants.spender]
 upstream = "echo"
 allow = [ { method = "POST", path = "/items" } ]

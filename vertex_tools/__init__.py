@@ -4,8 +4,8 @@ The agent holds a scoped, revocable token; the broker holds the provider
 secret, checks policy, injects the secret server-side and records every
 decision in a hash-chained audit log.
 
-The LangChain toolkits (``StripeToolkit``, ``GitHubToolkit``,
-``SupabaseToolkit``) are imported on first use, so that importing this
+The LangChain parts (``StripeToolkit``, ``GitHubToolkit``, ``SupabaseToolkit``,
+``ProvenanceHandler``, ``guard``) are imported on first use, so that importing this
 package (as the broker process does) never imports LangChain.
 """
 
@@ -24,11 +24,13 @@ from vertex_tools.errors import (
     VertexError,
 )
 from vertex_tools.local import LocalBroker, local_broker
+from vertex_tools.taint import ProvenanceLedger, Source
 
 if TYPE_CHECKING:
     from vertex_tools.providers.github.toolkit import GitHubToolkit
     from vertex_tools.providers.stripe.toolkit import StripeToolkit
     from vertex_tools.providers.supabase.toolkit import SupabaseToolkit
+    from vertex_tools.taint import ProvenanceHandler, guard
 
 __all__ = [
     "AsyncBrokerClient",
@@ -41,10 +43,14 @@ __all__ = [
     "GitHubToolkit",
     "LocalBroker",
     "PolicyError",
+    "ProvenanceHandler",
+    "ProvenanceLedger",
     "Reason",
+    "Source",
     "StripeToolkit",
     "SupabaseToolkit",
     "VertexError",
+    "guard",
     "local_broker",
 ]
 __version__ = "0.1.0"
@@ -53,6 +59,8 @@ _LAZY = {
     "StripeToolkit": "vertex_tools.providers.stripe.toolkit",
     "GitHubToolkit": "vertex_tools.providers.github.toolkit",
     "SupabaseToolkit": "vertex_tools.providers.supabase.toolkit",
+    "ProvenanceHandler": "vertex_tools.taint._callback",
+    "guard": "vertex_tools.taint._guard",
 }
 
 

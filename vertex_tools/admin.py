@@ -1,4 +1,4 @@
-"""Operator actions on a data directory: vault, tokens. Each one is audited.
+"""Operator actions on a data directory: vault, tokens, approvals. Each one is audited.
 
 The CLI and the demo both go through here, so an action taken either way
 leaves the same audit entry. Entries name things (vault entry, token id,
@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 
 from vertex_tools._closing import Closing
 from vertex_tools.audit import AuditLog, EntryKind
-from vertex_tools.errors import ConfigError, TokenError, VertexError
+from vertex_tools.errors import ApprovalError, ConfigError, TokenError, VertexError
 from vertex_tools.home import ENV_MASTER_KEY, Home
 from vertex_tools.policy import LoadedPolicy
 from vertex_tools.policy.durations import parse_duration
-from vertex_tools.store import SqliteStore
+from vertex_tools.store import ApprovalRecord, ApprovalState, SqliteStore
 from vertex_tools.tokens import (
     PREFIX,
     IssuedToken,
@@ -183,6 +183,43 @@ class Admin(Closing):
         )
         assert record is not None
         return record
+
+    # approvals -----------------------------------------------------------------------------
+
+    def approval_list(
+        self, state: ApprovalState | None = ApprovalState.PENDING
+    ) -> list[ApprovalRecord]:
+        """Held requests (pending by default), newest first."""
+        return self.store.list_approvals(state)
+
+    def approval_get(self, approval_id: str) -> ApprovalRecord:
+        """One approval; ApprovalError naming the fix when unknown."""
+        record = self.store.get_approval(approval_id.strip())
+        if record is None:
+            raise ApprovalError(
+                f"no approval {approval_id!r}; `vertex approvals list --all` shows them"
+            )
+        return record
+
+    def approval_decide(
+        self, approval_id: str, *, approve: bool, note: str | None = None
+    ) -> ApprovalRecord:
+        """Approve or deny a pending request (audited first). The agent's retry of the
+        exact same request then goes ahead once, or is refused."""
+        existing = self.approval_get(approval_id)
+        store, now, actor = self.store, self.clock(), _actor()
+        return self._audited(
+            "approval_approve" if approve else "approval_deny",
+            lambda: store.decide_approval(
+                existing.approval_id, approve=approve, now=now, by=actor, note=note
+            ),
+            approval_id=existing.approval_id,
+            token_id=existing.token_id,
+            grant=existing.grant,
+            digest=existing.digest,
+            operation=existing.request.get("operation"),
+            note=note,
+        )
 
 
 def _actor() -> str:

@@ -42,10 +42,12 @@ from vertex_tools.broker.headers import (
     clean_response_headers,
     forwardable_request_headers,
 )
+from vertex_tools.broker.hold import hold_step, remember_sent, remember_served
 from vertex_tools.broker.idempotency import idempotency_for
 from vertex_tools.broker.lookup import resolve_lookup
 from vertex_tools.broker.runtime import Runtime
 from vertex_tools.broker.scrub import Scrubber
+from vertex_tools.broker.taint_gate import read_report, run_key
 from vertex_tools.decision import Decision, Reason
 from vertex_tools.errors import (
     AuditUnavailable,
@@ -58,7 +60,7 @@ from vertex_tools.errors import (
     VaultError,
 )
 from vertex_tools.policy import LoadedPolicy
-from vertex_tools.policy.engine import RequestFacts, Verdict, decide
+from vertex_tools.policy.engine import RequestFacts, Resolved, Verdict, decide
 from vertex_tools.store import Admission, AdmissionResult
 
 __all__ = ["Incoming", "Outgoing", "Pipeline", "refusal"]
@@ -95,6 +97,10 @@ class _Call:
     scrubber: Scrubber | None = None
     query: str | None = None
     body: bytes | None = None
+    resolved: Resolved | None = None
+    facts: RequestFacts | None = None
+    run: tuple[str, str] = ("", "-")
+    """(token id, run id): whose memory of served untrusted content this call reads."""
 
 
 class Pipeline:
@@ -210,6 +216,12 @@ class Pipeline:
             return await self._refuse(call, auth.decision)
         record = auth.record
         call.entry["grant"] = record.grant
+        report = read_report(headers)
+        if isinstance(report, Decision):
+            return await self._refuse_admitted(call, auth, now, report)
+        call.run = run_key(record.token_id, headers, report)
+        if call.run[1] != "-":
+            call.entry["run"] = call.run[1]
 
         # 2 resolve and decide
         facts = RequestFacts(
@@ -223,6 +235,7 @@ class Pipeline:
                 (k.lower(), v) for k, v in all_headers if k.lower() in REQUEST_HEADER_ALLOWLIST
             ),
         )
+        call.facts = facts
         verdict: Verdict = decide(policy, record.grant, facts)
         if verdict.resolved is not None and verdict.resolved.lookup is not None:
             # The look-up leaves the broker: spend the nonce first, so a replayed
@@ -285,7 +298,49 @@ class Pipeline:
             call.entry["forwarded_query"] = redact_tokens(call.query[:2048])
         if verdict.resolved is not None and verdict.resolved.body is not None:
             call.body = verdict.resolved.body
+        call.resolved = verdict.resolved
+        if verdict.resolved is not None:
+            # 3b taint, and a human's approval for what it holds
+            held = await hold_step(
+                rt,
+                policy=policy,
+                grant_name=record.grant,
+                token_id=record.token_id,
+                request_id=call.request_id,
+                resolved=verdict.resolved,
+                facts=facts,
+                query=call.query if call.query is not None else incoming.query,
+                body=call.body if call.body is not None else incoming.body,
+                report=report,
+                key=call.run,
+            )
+            call.entry.update(held.entry)
+            if held.decision is not None:
+                await self._settle(call, commit=False)
+                return await self._refuse(call, held.decision)
+        remember_sent(rt, policy=policy, facts=facts, key=call.run)
         return await self._forward(call, verdict.decision)
+
+    async def _refuse_admitted(
+        self, call: _Call, auth: AuthResult, now: float, decision: Decision
+    ) -> Outgoing:
+        """Refuse an authenticated request, spending its nonce so it cannot be replayed."""
+        assert auth.record is not None
+        skew = call.loaded.policy.settings.clock_skew_seconds
+        nonce_only = Admission(
+            token_id=auth.record.token_id,
+            now=now,
+            nonce=auth.nonce,
+            nonce_expires=now + 2 * skew + 1,
+        )
+        store = self.rt.store
+        assert store is not None
+        try:
+            await self.rt.db(lambda: store.admit(nonce_only))
+        except StoreError as exc:
+            log.error("state database failed: %s", exc)
+            return await self._refuse(call, _store_down())
+        return await self._refuse(call, decision)
 
     async def _refuse(
         self, call: _Call, decision: Decision, *, retry_after: float | None = None
@@ -457,6 +512,17 @@ class Pipeline:
         body = scrubber.scrub_bytes(response.body)
         headers = scrubber.scrub_headers(clean_response_headers(response.headers))
         headers += [("vertex-decision", "allow"), ("vertex-request-id", call.request_id)]
+
+        if 200 <= response.status < 300 and call.facts is not None:
+            remember_served(
+                rt,
+                policy=call.loaded.policy,
+                facts=call.facts,
+                resolved=call.resolved,
+                key=call.run,
+                content_type=dict(headers).get("content-type", ""),
+                body=body,
+            )
 
         # 8 outcome
         spend = await self._settle(call, commit=200 <= response.status < 300)

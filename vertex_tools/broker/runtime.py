@@ -30,6 +30,7 @@ from vertex_tools.home import Home
 from vertex_tools.policy import LoadedPolicy, load_policy
 from vertex_tools.policy.durations import parse_duration
 from vertex_tools.store import SqliteStore
+from vertex_tools.taint import TaintMemory
 from vertex_tools.vault import SecretValue, Vault, load_keyring
 
 __all__ = ["BrokerConfig", "Runtime"]
@@ -64,6 +65,17 @@ class Runtime:
         self.instance = secrets.token_hex(6)
         """This broker process's id in the audit log (intents carry it)."""
         self.forwarder = self._make_forwarder(self.loaded)
+        settings = self.loaded.policy.settings
+        self.taint_memory = TaintMemory(
+            ttl=float(parse_duration(settings.taint_memory_ttl)),
+            max_bytes_per_run=settings.taint_memory_bytes,
+        )
+        """The untrusted values this broker served, per token and run (in memory: a
+        restart forgets them, and each replica remembers what it served itself)."""
+        from vertex_tools.broker.hold import SentValues
+
+        self.sent_values = SentValues()
+        """What each run sent before an upstream echoed it back (not third-party)."""
         self._reload_task: asyncio.Task[None] | None = None
         self._reconcile_task: asyncio.Task[None] | None = None
 

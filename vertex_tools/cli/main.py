@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from vertex_tools.cli.approvals import approvals
 from vertex_tools.cli.audit import audit
 from vertex_tools.cli.common import get_home, handle_errors
 from vertex_tools.cli.demo import demo
@@ -111,6 +112,7 @@ cli.add_command(token)
 cli.add_command(policy)
 cli.add_command(audit)
 cli.add_command(demo)
+cli.add_command(approvals)
 
 
 def main() -> None:

@@ -56,6 +56,8 @@ class EchoServer(LoopbackServer):
         self._key = expected_key
         self.received: list[Received] = []
         self._items: dict[str, dict[str, object]] = {"1": {"id": "1", "name": "first item"}}
+        self.pages: dict[str, str] = {}
+        """Web pages by name, served at ``/pages/{name}``: content a third party wrote."""
 
     async def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self._record])
@@ -67,6 +69,7 @@ class EchoServer(LoopbackServer):
         app.router.add_get("/status/{code}", self._status)
         app.router.add_get("/slow", self._slow)
         app.router.add_get("/big", self._big)
+        app.router.add_get("/pages/{name}", self._page)
         return app
 
     @web.middleware
@@ -95,6 +98,14 @@ class EchoServer(LoopbackServer):
         if item is None:
             return web.json_response({"error": "no such item"}, status=404)
         return web.json_response({**item, "authorized": True})
+
+    async def _page(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response({"error": "Invalid API key provided"}, status=401)
+        page = self.pages.get(request.match_info["name"])
+        if page is None:
+            return web.json_response({"error": "no such page"}, status=404)
+        return web.Response(text=page, content_type="text/html")
 
     async def _create_item(self, request: web.Request) -> web.Response:
         if not self._authorized(request):

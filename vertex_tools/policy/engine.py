@@ -244,6 +244,7 @@ def _decide_catalog(
         lookup=lookup,
         query=query,
         body=body,
+        params=tuple(params.items()),
     )
     return Verdict(Decision.allow(rule, f"allowed by {rule} ({op.name})"), resolved)
 

@@ -64,6 +64,8 @@ class Resolved:
     """The query to forward when the broker rewrote it (a row cap); None: unchanged."""
     body: bytes | None = None
     """The body to forward when the broker re-encoded it; None: unchanged."""
+    params: tuple[tuple[str, str], ...] = ()
+    """The catalog operation's path parameters (``owner``, ``repo``, ``charge``...)."""
 
 
 @dataclass(frozen=True, slots=True)

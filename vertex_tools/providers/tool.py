@@ -20,11 +20,20 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from vertex_tools.client import BrokerClient
+from vertex_tools.decision import Effect
 from vertex_tools.errors import BrokerRefused
+from vertex_tools.providers import get_catalog
+from vertex_tools.providers.fields import untrusted_texts
+from vertex_tools.taint import ProvenanceLedger, Source
+from vertex_tools.taint._callback import ledger_for
+
+RUN_HEADER = "X-Vertex-Run"
+TAINT_HEADER = "X-Vertex-Taint"
 
 __all__ = ["ToolRequest", "VertexTool", "refusal_text"]
 
@@ -46,6 +55,11 @@ class ToolRequest:
 def refusal_text(exc: BrokerRefused) -> str:
     """What the model reads when the broker refuses a call."""
     d = exc.decision
+    if d.effect is Effect.APPROVE:
+        return (
+            f"HELD for a human's approval ({d.reason.value}, rule {d.rule}): {d.message}. "
+            "Tell the user it waits for their approval; retry exactly the same call after that."
+        )
     if exc.status == 429:
         advice = "Wait before trying again."
     elif exc.status == 401:
@@ -66,6 +80,14 @@ class VertexTool(BaseTool):
     """The policy's upstream name for this provider."""
     operation: ClassVar[str]
     """The catalog operation this tool performs (e.g. ``refunds.create``)."""
+    provider: ClassVar[str] = ""
+    """The catalog provider (``stripe``, ``github``, ``supabase``)."""
+    control_args: ClassVar[tuple[str, ...] | None] = None
+    """Arguments that steer the call (checked for taint); default: the schema's fields
+    the catalog operation lists as control."""
+    metadata: dict[str, Any] | None = Field(default_factory=lambda: {"vertex_output": "self"})
+    """``self``: the tool records the fields of its answer third parties can write into
+    the run's ledger itself; the rest of its answer is the provider's own data."""
 
     @field_serializer("args_schema", when_used="always", check_fields=False)
     def _schema_name(self, schema: Any) -> str | None:
@@ -83,8 +105,26 @@ class VertexTool(BaseTool):
             text = text[:MAX_OUTPUT_CHARS] + " ...[truncated]"
         return text if 200 <= status < 300 else f"The API answered {status}: {text}"
 
-    def _call(self, kwargs: dict[str, Any]) -> str:
+    def control_names(self) -> tuple[str, ...]:
+        """The arguments checked for taint."""
+        if self.control_args is not None:
+            return self.control_args
+        op = get_catalog(self.provider).get(self.operation)
+        fields = getattr(self.args_schema, "model_fields", {})
+        control = set(op.control) if op is not None else set(fields)
+        if "filter" in control:
+            control.add("filters")
+        return tuple(name for name in fields if name in control)
+
+    def _call(self, kwargs: dict[str, Any], ledger: ProvenanceLedger | None) -> str:
         request = self.build_request(**kwargs)
+        headers = dict(request.headers)
+        if ledger is not None:
+            # What the run's ledger knows travels with the request, signed; the broker
+            # adds what it served to this run itself.
+            report = ledger.label(kwargs, self.control_names())
+            headers[RUN_HEADER] = ledger.run_id
+            headers[TAINT_HEADER] = report.to_header()
         try:
             response = self.client.request(
                 request.method,
@@ -93,7 +133,7 @@ class VertexTool(BaseTool):
                 params=request.params or None,
                 json=request.json,
                 data=request.data,
-                headers=request.headers or None,
+                headers=headers or None,
             )
         except BrokerRefused as exc:
             return refusal_text(exc)
@@ -101,15 +141,24 @@ class VertexTool(BaseTool):
             payload: Any = response.json()
         except ValueError:
             payload = response.text
+        if ledger is not None and 200 <= response.status_code < 300:
+            op = get_catalog(self.provider).get(self.operation)
+            for path, text in untrusted_texts(payload, op.untrusted if op else ("*",)):
+                ledger.add_untrusted(text, Source("tool", self.name, path))
         return self.format_response(response.status_code, payload)
 
-    def _run(self, *args: Any, **kwargs: Any) -> str:
-        kwargs.pop("run_manager", None)
-        return self._call(kwargs)
+    def _run(
+        self, *args: Any, run_manager: CallbackManagerForToolRun | None = None, **kwargs: Any
+    ) -> str:
+        return self._call(kwargs, ledger_for(run_manager))
 
-    async def _arun(self, *args: Any, **kwargs: Any) -> str:
-        kwargs.pop("run_manager", None)
-        return await asyncio.to_thread(self._call, kwargs)
+    async def _arun(
+        self,
+        *args: Any,
+        run_manager: AsyncCallbackManagerForToolRun | None = None,
+        **kwargs: Any,
+    ) -> str:
+        return await asyncio.to_thread(self._call, kwargs, ledger_for(run_manager))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, upstream={self.upstream!r})"

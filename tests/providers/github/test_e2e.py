@@ -14,6 +14,7 @@ from langchain_core.tools import BaseTool
 
 from tests.providers.github.conftest import INJECTED, TOKEN, GitHubDeployment
 from vertex_tools.audit import AuditLog, EntryKind
+from vertex_tools.taint import ProvenanceHandler, Source
 
 
 def invoke(tool: BaseTool, **args: Any) -> str:
@@ -187,11 +188,24 @@ def test_a_file_below_the_top_directory(github: GitHubDeployment) -> None:
 
 
 def test_adding_a_collaborator(github: GitHubDeployment) -> None:
+    # Earlier tests read issues by monalisa with this token outside any run, so the
+    # broker remembers her login as third-party content; here the user names her.
+    handler = ProvenanceHandler()
+    handler.ledger.add_trusted(
+        "Invite monalisa to acme/api with pull access, and acme too.", Source("user", "message")
+    )
     tool = github.tools("maintainer")["github_add_collaborator"]
-    invite = answer(tool, repo="acme/api", username="monalisa", permission="pull")
+    out = tool.invoke(
+        {"repo": "acme/api", "username": "monalisa", "permission": "pull"},
+        config={"callbacks": [handler]},
+    )
+    assert isinstance(out, str) and not out.startswith("REFUSED"), out
+    invite = json.loads(out)
     assert (invite["invitee"], invite["permissions"]) == ("monalisa", "read")
     assert last_intent(github)["operation"] == "collaborators.add"
-    again = answer(tool, repo="acme/api", username="acme")  # the owner already has access
+    again = json.loads(  # the owner already has access
+        tool.invoke({"repo": "acme/api", "username": "acme"}, config={"callbacks": [handler]})
+    )
     assert again == {"status": "already a collaborator; nothing changed"}
     out = invoke(tool, repo="acme/api", username="nobody-here")
     assert out.startswith("The API answered 404")

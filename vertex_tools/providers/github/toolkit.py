@@ -88,6 +88,8 @@ def _query(**values: Any) -> dict[str, Any]:
 class GitHubTool(VertexTool):
     """Base of the GitHub tools: JSON requests with GitHub's headers, slimmed answers."""
 
+    provider: ClassVar[str] = "github"
+
     def request(
         self,
         method: str,

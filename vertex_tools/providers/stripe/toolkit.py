@@ -65,6 +65,8 @@ class StripeTool(VertexTool):
     """Base of the Stripe tools: the upstream defaults to ``stripe``; argument errors that
     the schema cannot express come back to the model as text."""
 
+    provider: ClassVar[str] = "stripe"
+
     upstream: str = "stripe"
     handle_tool_error: bool | str | Callable[[ToolException], ToolExceptionHandlerOutput] | None = (
         True

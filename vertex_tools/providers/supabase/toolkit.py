@@ -179,6 +179,8 @@ class SelectArgs(BaseModel):
 class SupabaseTool(VertexTool):
     """Base of the Supabase tools: the upstream defaults to the provider's name."""
 
+    provider: ClassVar[str] = "supabase"
+
     upstream: str = "supabase"
 
 

@@ -1,0 +1,137 @@
+"""Held requests: the binding of an approval to one exact request.
+
+An approval is bound to the token, the upstream, the method, the path, the
+query (its pairs, sorted) and the canonical body (JSON re-serialised with
+sorted keys, forms as sorted pairs, anything else as raw bytes), by a BLAKE3
+digest with a version and a domain prefix. Approving one refund therefore
+never approves another amount, another charge or another recipient, and the
+agent's retry (signed afresh, with a new nonce) finds the approval because
+the request itself is the same. An approval is used once.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from typing import Any
+from urllib.parse import parse_qsl
+
+import blake3
+
+from vertex_tools.decision import Decision, Effect, Reason
+from vertex_tools.store import ApprovalRecord, ApprovalState
+
+__all__ = [
+    "MAX_SHOWN_BODY",
+    "binding_digest",
+    "new_approval_id",
+    "outcome_decision",
+    "shown_request",
+]
+
+_DOMAIN = b"vertex_tools.approval.v1\x00"
+MAX_SHOWN_BODY = 65_536
+"""Bytes of the request body kept for ``vertex approvals show``."""
+
+
+def new_approval_id() -> str:
+    """``ap_`` and 16 random base32 characters."""
+    return "ap_" + base64.b32encode(secrets.token_bytes(10)).decode().lower()
+
+
+def _canonical_body(content_type: str, body: bytes) -> Any:
+    if not body:
+        return ["empty"]
+    if "json" in content_type:
+        try:
+            return ["json", json.loads(body)]
+        except (ValueError, RecursionError):
+            pass
+    elif "x-www-form-urlencoded" in content_type:
+        try:
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+            return ["form", sorted(pairs)]
+        except (ValueError, UnicodeDecodeError):
+            pass
+    return ["raw", body.hex()]
+
+
+def binding_digest(
+    *,
+    token_id: str,
+    upstream: str,
+    method: str,
+    path: str,
+    query: str,
+    content_type: str,
+    body: bytes,
+) -> str:
+    """The hex digest an approval is bound to."""
+    shape = [
+        token_id,
+        upstream,
+        method,
+        path,
+        sorted(parse_qsl(query, keep_blank_values=True)),
+        _canonical_body(content_type, body),
+    ]
+    data = json.dumps(shape, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return blake3.blake3(_DOMAIN + data.encode()).hexdigest()
+
+
+def shown_request(
+    *,
+    method: str,
+    upstream: str,
+    path: str,
+    query: str,
+    body: bytes,
+    operation: str,
+    risk: str,
+    resource: str | None,
+    amount: int | None,
+    currency: str | None,
+    request_id: str,
+) -> dict[str, Any]:
+    """What a human sees of a held request (never a credential: none is in these parts)."""
+    text = body[:MAX_SHOWN_BODY].decode("utf-8", "replace")
+    shown: dict[str, Any] = {
+        "method": method,
+        "upstream": upstream,
+        "path": path,
+        "query": query,
+        "body": text,
+        "body_truncated": len(body) > MAX_SHOWN_BODY,
+        "operation": operation,
+        "risk": risk,
+        "request_id": request_id,
+    }
+    if resource is not None:
+        shown["resource"] = resource
+    if amount is not None:
+        shown.update(amount=amount, currency=currency)
+    return shown
+
+
+def outcome_decision(held: Decision, record: ApprovalRecord) -> Decision | None:
+    """What an approval's state means for this request: None to go ahead (it was used)."""
+    if record.state is ApprovalState.USED:
+        return None
+    if record.state is ApprovalState.DENIED:
+        who = f" by {record.decided_by}" if record.decided_by else ""
+        note = f": {record.note}" if record.note else ""
+        return Decision.deny(
+            Reason.APPROVAL_DENIED,
+            held.rule,
+            f"a human denied this exact request{who} (approval {record.approval_id}){note}; "
+            "do not retry it",
+        )
+    return Decision(
+        Effect.APPROVE,
+        Reason.APPROVAL_PENDING,
+        held.rule,
+        f"held for a human's approval as {record.approval_id}: {held.message}. "
+        f"An operator can run `vertex approvals show {record.approval_id}` and then "
+        f"`vertex approvals approve {record.approval_id}`; retry the same request after that",
+    )

@@ -1,0 +1,184 @@
+"""Filling a provenance ledger from a LangChain run, through its callbacks.
+
+Add one :class:`ProvenanceHandler` to a run's callbacks (``config={"callbacks":
+[handler]}``) and it records, as the run goes:
+
+* trusted: the system prompt and the human's messages (``on_chat_model_start``),
+  and the outputs of tools an operator declared trusted (the user's own data);
+* untrusted: the outputs of every other tool (the default: anything a third
+  party can write is untrusted), and every retrieved document;
+* neither: tools declared ``neutral``, and vertex_tools' own provider tools,
+  which record just the fields third parties can write themselves.
+
+A tool's declaration comes from its ``metadata["vertex_output"]``
+(``untrusted``, ``trusted``, ``neutral`` or ``self``), set by
+:func:`vertex_tools.guard`; the handler's ``trusted_tools`` / ``untrusted_tools``
+/ ``neutral_tools`` override it by tool name.
+
+Errors in this handler are raised, not logged and skipped (``raise_error``):
+a ledger that silently missed a tool's output would under-report taint. It
+runs inline, so the ledger is up to date before the next step of the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.documents import Document
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+
+from vertex_tools.taint._ledger import ProvenanceLedger, Source
+
+__all__ = ["INNER_TAG", "OutputTrust", "ProvenanceHandler", "ledger_for"]
+
+OutputTrust = Literal["untrusted", "trusted", "neutral", "self"]
+INNER_TAG = "vertex:inner"
+"""Tag of a tool run made by a guard on behalf of the guarded tool: its output is
+recorded once, under the guard's declaration."""
+_TRUSTS: frozenset[str] = frozenset({"untrusted", "trusted", "neutral", "self"})
+
+
+def _text(value: Any) -> str:
+    """The text of a message content, a tool output or anything else."""
+    content = getattr(value, "content", value)
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text", "") if isinstance(p, dict) else str(p) for p in content]
+        return "\n".join(str(p) for p in parts)
+    try:
+        return json.dumps(content, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(content)
+
+
+class ProvenanceHandler(BaseCallbackHandler):
+    """Records what entered an agent run, and whether it can be trusted."""
+
+    raise_error: bool = True
+    run_inline: bool = True
+
+    def __init__(
+        self,
+        ledger: ProvenanceLedger | None = None,
+        *,
+        trusted_tools: Iterable[str] = (),
+        untrusted_tools: Iterable[str] = (),
+        neutral_tools: Iterable[str] = (),
+        trust_system_prompt: bool = True,
+    ) -> None:
+        self.ledger = ledger if ledger is not None else ProvenanceLedger()
+        self._override: dict[str, OutputTrust] = {}
+        for names, trust in (
+            (trusted_tools, "trusted"),
+            (untrusted_tools, "untrusted"),
+            (neutral_tools, "neutral"),
+        ):
+            for name in names:
+                if name in self._override:
+                    raise ValueError(f"tool {name!r} is declared twice")
+                self._override[name] = trust  # type: ignore[assignment]
+        self._trust_system = trust_system_prompt
+        self._tools: dict[UUID, tuple[str, OutputTrust]] = {}
+        self._seen: set[int] = set()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ProvenanceHandler(run_id={self.ledger.run_id!r})"
+
+    # messages: the system prompt and the human are trusted
+
+    def on_chat_model_start(
+        self, serialized: dict[str, Any], messages: list[list[BaseMessage]], **kwargs: Any
+    ) -> None:
+        """Record the system prompt and the human's messages as trusted."""
+        for batch in messages:
+            for message in batch:
+                if isinstance(message, HumanMessage):
+                    source = Source("user", "message")
+                elif isinstance(message, SystemMessage) and self._trust_system:
+                    source = Source("system", "prompt")
+                else:
+                    continue
+                text = _text(message)
+                key = hash((source.kind, text))
+                with self._lock:
+                    if key in self._seen:
+                        continue
+                    self._seen.add(key)
+                self.ledger.add_trusted(text, source)
+
+    # tools: by declaration, untrusted unless declared otherwise
+
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any],
+        input_str: str,
+        *,
+        run_id: UUID,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Note which tool this run is, and how far its output is trusted."""
+        name = str((serialized or {}).get("name") or kwargs.get("name") or "tool")
+        if tags and INNER_TAG in tags:
+            trust: OutputTrust = "self"
+        elif name in self._override:
+            trust = self._override[name]
+        else:
+            declared = (metadata or {}).get("vertex_output", "untrusted")
+            trust = declared if declared in _TRUSTS else "untrusted"
+        with self._lock:
+            self._tools[run_id] = (name, trust)
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Record the tool's output under its declaration."""
+        with self._lock:
+            name, trust = self._tools.pop(run_id, ("tool", "untrusted"))
+        self._record(name, trust, _text(output))
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        """A failing tool's message may carry its input back: recorded like its output."""
+        with self._lock:
+            name, trust = self._tools.pop(run_id, ("tool", "untrusted"))
+        self._record(name, trust, str(error))
+
+    def _record(self, name: str, trust: OutputTrust, text: str) -> None:
+        if not text or trust in ("self", "neutral"):
+            return
+        if trust == "trusted":
+            self.ledger.add_trusted(text, Source("tool", name))
+        else:
+            self.ledger.add_untrusted(text, Source("tool", name))
+
+    # retrieval: documents are third-party content
+
+    def on_retriever_end(
+        self, documents: Sequence[Document], *, run_id: UUID, **kwargs: Any
+    ) -> None:
+        """Record every retrieved document as untrusted, naming its source."""
+        for document in documents:
+            origin = str(document.metadata.get("source", "")) if document.metadata else ""
+            self.ledger.add_untrusted(
+                document.page_content, Source("retriever", "document", origin[:200])
+            )
+
+
+def ledger_for(run_manager: Any) -> ProvenanceLedger | None:
+    """The ledger of the :class:`ProvenanceHandler` among a tool run's callbacks, if any.
+
+    A tool's ``_run`` receives ``run_manager``; this finds the run's ledger there.
+    """
+    if run_manager is None:
+        return None
+    for attr in ("handlers", "inheritable_handlers"):
+        for handler in getattr(run_manager, attr, None) or ():
+            if isinstance(handler, ProvenanceHandler):
+                return handler.ledger
+    return None
