@@ -96,7 +96,9 @@ def test_values_the_page_does_not_carry_pass(client_for: object) -> None:
     assert created.status_code == 201
 
 
-def report(run_id: str, tainted: dict[str, str] | None = None, trusted: tuple[str, ...] = ()) -> str:
+def report(
+    run_id: str, tainted: dict[str, str] | None = None, trusted: tuple[str, ...] = ()
+) -> str:
     taints = tuple(
         Taint(arg, (Hit(source, MatchKind.EXACT, "excerpt"),))
         for arg, source in (tainted or {}).items()

@@ -10,7 +10,8 @@ What counts as control, per upstream:
 * catalog providers: the operation's ``control`` names, found as path
   parameters, query keys and body fields (form keys ``a[b]`` count as ``a``;
   JSON: top-level keys, every leaf beneath). Supabase: ``filter`` is every
-  filter value of the query, ``columns`` the names of the columns written.
+  filter value of the query, ``columns`` the names of the columns written,
+  ``values`` the values written (a payouts row names a recipient and an amount).
   Path parameters that name the grant's resource (``owner``, ``repo``,
   ``table``) are left out: the grant's resource list bounds them already.
 * ``http`` upstreams: the broker knows no argument names, so every query
@@ -119,9 +120,14 @@ def control_values(
                 if key not in _SUPABASE_RESERVED:
                     # "eq.mallory" filters on "mallory": the operator is not the value.
                     values.extend(str(v).split(".", 1)[-1] for v in found)
-        if provider == "supabase" and name == "columns" and parsed is not None:
+        if provider == "supabase" and name in ("columns", "values") and parsed is not None:
             rows = parsed if isinstance(parsed, list) else [parsed]
-            values.extend(str(k) for row in rows if isinstance(row, dict) for k in row)
+            for row in rows:
+                if isinstance(row, dict):
+                    if name == "columns":
+                        values.extend(str(k) for k in row)
+                    else:
+                        values.extend(v for cell in row.values() for v in _leaves(cell))
         if values:
             out[name] = values
     return _bounded(out)

@@ -32,6 +32,13 @@ from vertex_tools.providers.fields import untrusted_texts
 from vertex_tools.taint import ProvenanceLedger, Source
 from vertex_tools.taint._callback import ledger_for
 
+# Catalog control names spelled differently by a tool's arguments.
+_ARGUMENT_OF = (
+    ("filter", "filters"),
+    ("intent", "payment_intent"),
+    ("q", "query"),
+    ("values", "rows"),
+)
 RUN_HEADER = "X-Vertex-Run"
 TAINT_HEADER = "X-Vertex-Taint"
 
@@ -112,8 +119,7 @@ class VertexTool(BaseTool):
         op = get_catalog(self.provider).get(self.operation)
         fields = getattr(self.args_schema, "model_fields", {})
         control = set(op.control) if op is not None else set(fields)
-        if "filter" in control:
-            control.add("filters")
+        control |= {arg for name, arg in _ARGUMENT_OF if name in control}
         return tuple(name for name in fields if name in control)
 
     def _call(self, kwargs: dict[str, Any], ledger: ProvenanceLedger | None) -> str:

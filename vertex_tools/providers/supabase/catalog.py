@@ -146,7 +146,9 @@ CATALOG = Catalog(
             path="/rest/v1/{table}",
             risk=RiskClass.WRITE,
             summary="Insert rows into a table",
-            control=("table", "columns", "on_conflict"),
+            # The values written are control too: a row of a payouts table names a
+            # recipient and an amount. Fail closed: the catalog cannot tell tables apart.
+            control=("table", "columns", "on_conflict", "values"),
             content=("body",),
             resource="{table}",
             untrusted=_ROWS,
@@ -157,7 +159,7 @@ CATALOG = Catalog(
             path="/rest/v1/{table}",
             risk=RiskClass.WRITE,
             summary="Change the rows of a table that match a filter (a filter is required)",
-            control=("table", "filter", "columns"),
+            control=("table", "filter", "columns", "values"),
             content=("body",),
             resource="{table}",
             untrusted=_ROWS,
