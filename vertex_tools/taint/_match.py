@@ -415,6 +415,45 @@ class _Text:
         self.atoms = [(f, k, s) for f, k, s, _ in _atoms(self.clean, numbers=True)]
 
 
+def _grams(text: _Text) -> set[str]:
+    """What a match must start with, at some token start: the next 8 squashed
+    characters (squash probes) or the next 4 normalised ones (text probes). Lengths
+    differ, so both kinds share one filter without mixing."""
+    squashed, norm = text.squashed, text.norm
+    grams = {squashed[s : s + _MIN_SQUASH_ALNUM] for s in text.starts}
+    grams.update(norm[s + i : s + i + _MIN_TEXT_ALNUM] for i, s in enumerate(text.starts))
+    return grams
+
+
+class _Filter:
+    """A Bloom filter (two bits per gram) over the grams of every text: most values
+    appear nowhere, and this proves it without scanning the whole text (issue 9)."""
+
+    __slots__ = ("bits", "count", "mask")
+
+    def __init__(self, capacity: int) -> None:
+        size = 1 << max(16, (capacity * 32).bit_length())  # >= 32 bits per gram: ~0.4% FP
+        self.bits = bytearray(size >> 3)
+        self.mask = size - 1
+        self.count = 0
+
+    def full(self, extra: int) -> bool:
+        return (self.count + extra) * 16 > self.mask
+
+    def add(self, grams: set[str]) -> None:
+        bits, mask = self.bits, self.mask
+        for h in map(hash, grams):
+            i, j = h & mask, (h >> 32) & mask
+            bits[i >> 3] |= 1 << (i & 7)
+            bits[j >> 3] |= 1 << (j & 7)
+        self.count += len(grams)
+
+    def __contains__(self, gram: str) -> bool:
+        h = hash(gram)
+        i, j = h & self.mask, (h >> 32) & self.mask
+        return bool(self.bits[i >> 3] & (1 << (i & 7)) and self.bits[j >> 3] & (1 << (j & 7)))
+
+
 def _utf8_size(text: str) -> int:
     # surrogatepass: a lone surrogate must be counted, not raise.
     return len(text.encode("utf-8", "surrogatepass"))
@@ -440,6 +479,7 @@ class TextIndex:
         self._size = 0
         self._texts: list[_Text] = []
         self._atoms: dict[tuple[str, Hashable], list[tuple[_Text, int]]] = {}
+        self._filter = _Filter(0)
         self._dirty = False
         self._norm_blob = ""
         self._norm_starts: list[int] = []
@@ -475,6 +515,12 @@ class TextIndex:
     def _add_text(self, text: _Text) -> None:
         self._texts.append(text)
         self._size += text.size
+        grams = _grams(text)
+        if self._filter.full(len(grams)):  # grow: rebuild from every text, amortised O(1)
+            self._filter = _Filter(2 * (self._filter.count + len(grams)))
+            for earlier in self._texts[:-1]:
+                self._filter.add(_grams(earlier))
+        self._filter.add(grams)
         for family, key, start in text.atoms:
             entries = self._atoms.setdefault((family, key), [])
             if not entries or entries[-1][0] is not text:  # first occurrence per text
@@ -485,6 +531,7 @@ class TextIndex:
         """Forget the ``count`` oldest texts (the broker's memory expires them)."""
         kept = self._texts[count:]
         self._texts, self._size, self._atoms = [], 0, {}
+        self._filter = _Filter(0)
         for text in kept:
             self._add_text(text)
         self._dirty = True
@@ -530,8 +577,11 @@ class TextIndex:
         return MatchKind.EXACT if text.clean.strip() == probe.raw else MatchKind.NORMALISED
 
     def _scan_text(self, probe: _Probe, limit: int) -> list[Hit]:
+        key = str(probe.key)
+        if key[:_MIN_TEXT_ALNUM] not in self._filter:
+            return []
         self._blobs()
-        blob, starts, key = self._norm_blob, self._norm_starts, str(probe.key)
+        blob, starts = self._norm_blob, self._norm_starts
         needle = f" {key} "
         hits: list[Hit] = []
         pos = 0
@@ -547,8 +597,11 @@ class TextIndex:
         return hits
 
     def _scan_squash(self, probe: _Probe, limit: int) -> tuple[list[Hit], bool]:
+        key = str(probe.key)
+        if key[:_MIN_SQUASH_ALNUM] not in self._filter:
+            return [], False
         self._blobs()
-        blob, starts, key = self._squash_blob, self._squash_starts, str(probe.key)
+        blob, starts = self._squash_blob, self._squash_starts
         hits: list[Hit] = []
         pos, misses = 0, 0
         while len(hits) < limit:
@@ -576,6 +629,22 @@ class TextIndex:
             pos = starts[i] + tokens[k + 1] if k + 1 < len(tokens) else next_region
         return hits, False
 
+    def _maybe(self, probe: _Probe) -> bool:
+        """False when ``probe`` certainly matches nothing here (no scan needed)."""
+        key = probe.key
+        if probe.family == _TEXT:
+            return str(key)[:_MIN_TEXT_ALNUM] in self._filter
+        if probe.family == _SQUASH:
+            return str(key)[:_MIN_SQUASH_ALNUM] in self._filter
+        if probe.family == _NUMBER:
+            d, digits = cast(tuple[Decimal, str | None], key)
+            return (
+                (_NUMBER, d) in self._atoms
+                or (_NUMBER, d.scaleb(-2, context=_DECIMALS)) in self._atoms
+                or (_ACCOUNT, digits) in self._atoms
+            )
+        return (probe.family, key) in self._atoms
+
     def _contains(self, probe: _Probe) -> bool:
         """Whether ``probe`` certainly matches (used to clear: unsure means no)."""
         hits, undecided = self._lookup(probe, 1)
@@ -598,10 +667,21 @@ def _find(untrusted: TextIndex, trusted: TextIndex | None, value: Value) -> tupl
     probes, truncated = _probes(value)
     hits: list[Hit] = []
     seen: set[str] = set()
+    whole_atom_found = False
     for probe in probes:
-        found, _ = untrusted._lookup(probe, MAX_HITS)
-        if not found or (trusted is not None and trusted._contains(probe)):
+        if whole_atom_found and probe.family in (_TEXT, _SQUASH):
+            # The value is a URL, e-mail, identifier...: the atom look-up already found
+            # every source holding it; a scan of the whole text would add nothing.
             continue
+        # Cheapest first: most values appear nowhere, and the filter proves it; then
+        # clear against trusted text (small) before scanning untrusted text (large).
+        if not untrusted._maybe(probe):
+            continue
+        if trusted is not None and trusted._contains(probe):
+            continue
+        found, _ = untrusted._lookup(probe, MAX_HITS)
+        if found and probe.family not in (_TEXT, _SQUASH) and probe.kind != MatchKind.EMBEDDED:
+            whole_atom_found = True
         for hit in found:
             if hit.source not in seen and len(hits) < MAX_HITS:
                 seen.add(hit.source)
@@ -615,4 +695,4 @@ def _appears(index: TextIndex, value: Value) -> bool:
     """Whether any comparison of ``value`` certainly matches in ``index``."""
     if not index._texts:
         return False
-    return any(index._contains(probe) for probe in _probes(value)[0])
+    return any(index._maybe(p) and index._contains(p) for p in _probes(value)[0])
