@@ -31,11 +31,34 @@ from collections.abc import Callable
 
 from vertex_tools.taint import ProvenanceLedger, Source, normalise
 
-WORDS = (
-    "the refund customer invoice charge please account transfer payment issue bug "
-    "repository merge request deploy build failing test release version user admin "
-    "database table column row value report weekly monthly balance order shipping"
-).split()
+WORDS = [
+    *[
+        "the",
+        "refund",
+        "customer",
+        "invoice",
+        "charge",
+        "please",
+        "account",
+        "transfer",
+        "payment",
+        "issue",
+        "bug",
+    ],
+    *["repository", "merge", "request", "deploy", "build", "failing", "test", "release", "version"],
+    *[
+        "user",
+        "admin",
+        "database",
+        "table",
+        "column",
+        "row",
+        "value",
+        "report",
+        "weekly",
+        "monthly",
+    ],
+]
 
 
 def synthetic_text(rng: random.Random, size: int) -> str:
@@ -124,9 +147,9 @@ def main() -> None:
     rows.append(("label(), 5 control args", label_ms))
     rows.append(("str.find, one value", find_ms))
 
-    size = sum(len(t.encode()) for t in [blob])
-    print(f"untrusted text: {ledger._untrusted.size_bytes:,} bytes in {len(ledger._untrusted):,} texts")
-    print(f"normalised reference text: {size:,} bytes; calls: {len(label_ms)} per row")
+    untrusted = ledger._untrusted
+    print(f"untrusted text: {untrusted.size_bytes:,} bytes in {len(untrusted):,} texts")
+    print(f"normalised reference text: {len(blob):,} chars; calls: {len(label_ms)} per row")
     print(f"tainted: {tainted}; trusted: {list(report.trusted)}")
     print()
     print(f"{'measurement':<26} {'median ms':>10} {'p95 ms':>10}")

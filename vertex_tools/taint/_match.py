@@ -48,6 +48,9 @@ Blind spots, by design (the approve effect exists for what slips through):
   whole value: they are everywhere, and matching them would taint every call.
 - Paraphrase, translation, arithmetic other than /100, and values laundered through
   a summary are not recognised.
+- Untrusted words inside a longer argument are caught only when they form an atom:
+  ``"please add octocat-evil"`` does not match a text holding ``octocat-evil``
+  (the argument is longer than what was copied), ``"refund ch_3Evil99"`` does.
 - Numbers inside a longer string are not compared as numbers (only as text or as
   account numbers when they have 6 or more digits); ``1e3`` is not a number; the
   ambiguous ``1.000`` and ``1,000`` are read the US way (one, and one thousand).
@@ -307,6 +310,8 @@ def _number_probe(d: Decimal, digits: str | None) -> tuple[_Probe, ...]:
 
 
 def _integral_digits(d: Decimal) -> str | None:
+    if not d.is_finite():  # comparing a signalling NaN would raise
+        return None
     d = d.copy_abs()
     if d.adjusted() >= 64 or d != d.to_integral_value(context=_DECIMALS):
         return None

@@ -128,6 +128,7 @@ class TaintMemory:
     def _live(self, key: tuple[str, str]) -> _Run | None:
         run = self._runs.get(key)
         if run is not None:
+            self._runs.move_to_end(key)  # a run being checked is in use: evict it last
             run.expire(self._clock())
         return run
 
