@@ -124,8 +124,9 @@ class TaintReport:
                 "o": self.overflowed,
                 "x": step != _TRIM_STEPS[0],  # trimmed: the reader knows hits may be missing
             }
-            raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-            text = base64.urlsafe_b64encode(raw.encode("utf-8", "surrogatepass"))
+            # ASCII JSON: escapes survive any text, lone surrogates included.
+            raw = json.dumps(body, separators=(",", ":"), ensure_ascii=True)
+            text = base64.urlsafe_b64encode(raw.encode("ascii"))
             header = text.decode("ascii").rstrip("=")
             if len(header) <= MAX_HEADER_CHARS:
                 return header

@@ -16,7 +16,7 @@ Invariants and limits:
   evicted whole. **Evicting is forgetting**: an evicted run is no longer ``seen``
   nor ``overflowed``, and its values no longer match. Size ``max_runs`` for the
   number of runs alive within ``ttl``. Memory is bounded by
-  ``max_runs * max_bytes_per_run`` of text (times about four for the indexes).
+  ``max_runs * max_bytes_per_run`` of text (times about five for the indexes).
 - Thread-safe: one lock around every operation.
 """
 
