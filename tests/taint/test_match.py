@@ -5,13 +5,15 @@ Each table below is one paragraph of the semantics in ``vertex_tools/taint/_matc
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import unicodedata
 from decimal import Decimal
 
 import pytest
 
-from vertex_tools.taint import Hit, MatchKind, TextIndex, Value, normalise
+from vertex_tools import taint
+from vertex_tools.taint import Hit, MatchKind, TextIndex, Value, _ledger, _match, _memory, normalise
 from vertex_tools.taint._match import _INVISIBLE, MAX_VALUE_CHARS, UNCHECKED_SOURCE
 
 
@@ -296,3 +298,48 @@ def test_many_texts_and_lookups_after_each_add() -> None:
         assert index.add(f"issue {i}: pay cus_{i:06d}x", f"tool:issue#{i}")
         assert [h.source for h in index.find(f"cus_{i:06d}x")] == [f"tool:issue#{i}"]
     assert len(index) == 300
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a." * 100_000,  # one long run of dots: a domain is tried once per run
+        ".https://" * 25_000,  # rejected schemes: each "://" looked at once
+        "https://" * 25_000,
+        "a@b." * 50_000,
+        "1,000," * 30_000,
+        "1.2." * 50_000,
+        "ab12 " * 40_000,
+        "aaa " * 50_000,
+    ],
+)
+def test_adversarial_texts_are_indexed_in_linear_time(text: str) -> None:
+    """No timing is asserted; a quadratic path here would take minutes and trip the
+    suite's timeout (one was found: a rejected "x.https://" rescanned the rest)."""
+    index = TextIndex()
+    assert index.add(text, "tool:page")
+    assert index.find("aaaaaaaaaa") is not None
+    assert index.find("https://a.example/x") == ()
+
+
+# -- the package ----------------------------------------------------------------------
+
+
+def test_the_public_names_are_sorted_complete_and_documented() -> None:
+    assert taint.__all__ == sorted(taint.__all__)
+    for name in taint.__all__:
+        assert (getattr(taint, name).__doc__ or "").strip(), name
+    public = {n for m in (_match, _ledger, _memory) for n in m.__all__}
+    assert public == set(taint.__all__)
+
+
+def test_the_core_imports_neither_langchain_nor_the_broker() -> None:
+    """The broker imports this package; the agent process does too (DESIGN.md)."""
+    code = (
+        "import sys, vertex_tools; before = set(sys.modules); import vertex_tools.taint; "
+        "print(sorted(m for m in sys.modules if m.startswith('langchain')"
+        " or (m not in before and m.startswith('vertex_tools.')"
+        " and not m.startswith('vertex_tools.taint'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

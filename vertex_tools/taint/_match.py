@@ -23,7 +23,9 @@ first comparison that matches there):
    longer text holding it on token boundaries (``SUBSTRING``: ``" "+v+" "`` inside
    ``" "+text+" "``). Values of 8 or more alphanumerics are compared *squashed*
    (every space removed from both sides, the match still starting and ending on
-   token boundaries), so ``"ACCT123456"`` matches ``"acct-123-456"``.
+   token boundaries), so ``"ACCT123456"`` matches ``"acct-123-456"``. Excerpts of
+   these hits are of the normalised text. Skipped when step 2 already matched (the
+   atom look-up found every source holding it; the scan would add nothing).
 4. **Atoms embedded in a longer value** (``EMBEDDED``): a recipient line, a URL or a
    sentence that carries an untrusted URL, host, e-mail, IBAN, account number or
    identifier.
@@ -31,9 +33,10 @@ first comparison that matches there):
 Atoms (extracted from texts when added, from values when checked):
 
 - URLs (``http``, ``https``, ``ws``, ``wss``, ``ftp``), compared with the scheme and
-  host lowercased, the default port, the trailing slash and the fragment dropped;
-  and by host: a URL whose host appears in the texts as a URL host or a bare domain
-  (``evil.example``) matches. Hosts compare exactly (a subdomain is another host).
+  host lowercased, a Unicode host in punycode, the default port, the trailing slash
+  and the fragment dropped; and by host: a URL whose host appears in the texts as a
+  URL host or a bare domain (``evil.example``) matches. Hosts compare exactly (a
+  subdomain is another host).
 - E-mail addresses, casefolded, with a ``+tag`` dropped (``a+tag@x`` is ``a@x``).
 - IBAN-like identifiers: two letters, two digits, 11-30 letters or digits, printed
   in groups of four or not; compared uppercase without spaces.
@@ -54,7 +57,10 @@ Blind spots, by design (the approve effect exists for what slips through):
 - Numbers inside a longer string are not compared as numbers (only as text or as
   account numbers when they have 6 or more digits); ``1e3`` is not a number; the
   ambiguous ``1.000`` and ``1,000`` are read the US way (one, and one thousand).
-- Digits are ASCII (after NFKC, which maps full-width digits to ASCII).
+- Digits are ASCII (after NFKC, which maps full-width digits to ASCII); bare domains
+  are ASCII (a Unicode host is found inside a URL only); an e-mail's local part is
+  read at most 64 characters back from its ``@``; the path of a URL is compared as
+  written (no percent-decoding), though its host still matches.
 - A string value is matched on its first 64 KiB; past that :func:`TextIndex.find`
   adds an :attr:`MatchKind.UNCHECKED` hit (fail closed) when the index holds text.
 - At most 64 hits are returned per value.
@@ -62,7 +68,8 @@ Blind spots, by design (the approve effect exists for what slips through):
 Invariants: ``find`` never raises on a str, int, float, Decimal, bool or None;
 it returns ``()`` when nothing matches; its cost is bounded by the size of the index
 (an adversarial text with many near matches is cut off after 1,000 of them and then
-counts as a match, or as no match when it would clear a value).
+counts as a match, or as no match when it would clear a value); adding a text takes
+time linear in its size, whatever the text (untrusted text is attacker-written).
 """
 
 from __future__ import annotations
@@ -179,7 +186,7 @@ def normalise(text: str) -> str:
 # Atoms are found from a literal anchor ("://", "@", ".") that the regex engine can
 # jump to, then expanded backwards: a pattern opening with a character class would be
 # tried at every position of a megabyte of text (ingestion is 3-4x faster this way).
-_URL_BODY = re.compile(r"://[^\s<>\"'`{}|\\^]+")
+_URL_BODY = re.compile(r"://[^\s<>\"'`{}|\\^]*")
 _URL_SCHEME = re.compile(r"(?<![\w+.-])(?:https?|wss?|ftp)\Z", re.IGNORECASE)
 _URL_TRAILING = ".,;:!?)]}'\"*"
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "ftp": 21}
@@ -192,6 +199,7 @@ _EMAIL_DOMAIN = re.compile(r"@(?:[\w-]+\.)+[\w-]{2,}(?![\w-])")
 _EMAIL_LOCAL = re.compile(r"(?<![\w.+-])[\w.+-]+\Z")
 _DOT_LETTER = re.compile(r"\.(?=[A-Za-z])")
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.")
+_HOST_RUN = re.compile(r"[A-Za-z0-9.-]*")
 _IBAN_RE = re.compile(
     r"(?<![A-Za-z0-9])[A-Za-z]{2}[0-9]{2}"
     r"(?:[A-Za-z0-9]{11,30}|(?: [A-Za-z0-9]{4}){2,7}(?: [A-Za-z0-9]{1,4})?)(?![A-Za-z0-9])"
@@ -280,29 +288,32 @@ def _atoms(clean: str, *, numbers: bool) -> list[tuple[str, Hashable, int, int]]
     """Every atom in ``clean`` as (family, key, start, end)."""
     found: list[tuple[str, Hashable, int, int]] = []
     pos = 0
-    while (m := _URL_BODY.search(clean, pos)) is not None:
-        scheme = _URL_SCHEME.search(clean, max(0, m.start() - 5), m.start())
+    # str.find for the anchor, not a regex search: a body is matched only after a
+    # scheme, else ".https://" repeated would rescan the rest of the text each time.
+    while (at := clean.find("://", pos)) >= 0:
+        scheme = _URL_SCHEME.search(clean, max(0, at - 5), at)
         if scheme is None:
-            pos = m.start() + 3  # "x.https://ftp://host": the next "://" may start one
+            pos = at + 1
             continue
-        pos = m.end()
+        m = cast(re.Match[str], _URL_BODY.match(clean, at))  # "://" always matches
+        pos = max(m.end(), at + 1)
         start = scheme.start()
         text = clean[start : m.end()].rstrip(_URL_TRAILING)
         keys = _url_key(text)
         if keys is not None:
             found.append((_URL, keys[0], start, start + len(text)))
             found.append((_HOST, keys[1], start, start + len(text)))
-    end = -1
+    run_end = -1
     for m in _DOT_LETTER.finditer(clean):
-        if m.start() < end:
-            continue  # a later dot of a domain already found
+        if m.start() < run_end:
+            continue  # a later dot of a run already tried: a domain can only start a run
         start = m.start()
-        while start > 0 and clean[start - 1] in _HOST_CHARS:
+        while start > 0 and clean[start - 1] in _HOST_CHARS:  # each run walked once
             start -= 1
+        run_end = cast(re.Match[str], _HOST_RUN.match(clean, m.start())).end()  # "*": matches
         domain = _DOMAIN_RE.match(clean, start)
-        if domain is not None and domain.end() > m.start():
+        if domain is not None:
             found.append((_HOST, domain.group().lower(), domain.start(), domain.end()))
-            end = domain.end()
     for m in _EMAIL_DOMAIN.finditer(clean):
         local = _EMAIL_LOCAL.search(clean, max(0, m.start() - 64), m.start())
         if local is not None:
@@ -559,6 +570,8 @@ class TextIndex:
     def add(self, text: str, source: str) -> bool:
         """Add ``text`` read from ``source``; False (and nothing added) when it would
         take the index past ``max_bytes``."""
+        if len(text) > self._max_bytes - self._size:  # never smaller in UTF-8: no need to encode
+            return False
         size = _utf8_size(text)
         if self._size + size > self._max_bytes:
             return False
