@@ -65,7 +65,9 @@ def test_a_value_copied_from_a_tool_output_into_a_control_argument_is_refused() 
 def test_a_value_the_user_also_gave_is_not_tainted() -> None:
     handler = start_run("Pay 50 to ACCT-77881234 for the invoice on the page.")
     call(guard(fetch_page, sensitive=False), handler, url="https://intranet/page")
-    out = call(guard(send_money, content=["memo"]), handler, to="ACCT-77881234", amount=50, memo="x")
+    out = call(
+        guard(send_money, content=["memo"]), handler, to="ACCT-77881234", amount=50, memo="x"
+    )
     assert out == "sent 50 to ACCT-77881234"
     assert SENT == [{"to": "ACCT-77881234", "amount": 50, "memo": "x"}]
 
@@ -97,7 +99,11 @@ def test_a_read_only_tool_runs_without_checks() -> None:
 
 @pytest.mark.parametrize(
     ("answer", "expected"),
-    [(True, "sent"), (False, "REFUSED by vertex guard (approval_denied"), (None, "approval_pending")],
+    [
+        (True, "sent"),
+        (False, "REFUSED by vertex guard (approval_denied"),
+        (None, "approval_pending"),
+    ],
 )
 def test_approve_asks_a_human(answer: bool | None, expected: str) -> None:
     asked: list[HeldCall] = []
@@ -130,7 +136,9 @@ def test_a_tool_declared_trusted_clears_what_it_returns() -> None:
     handler = start_run("Pay the account my address book gives for Initech.")
     book = guard(fetch_page, output="trusted", sensitive=False)
     call(book, handler, url="addressbook://initech")
-    out = call(guard(send_money, content=["memo"]), handler, to="ACCT-77881234", amount=50, memo="m")
+    out = call(
+        guard(send_money, content=["memo"]), handler, to="ACCT-77881234", amount=50, memo="m"
+    )
     assert out.startswith("sent")
 
 
@@ -138,7 +146,9 @@ def test_operator_overrides_by_tool_name_win() -> None:
     handler = ProvenanceHandler(trusted_tools=["fetch_page"])
     handler.on_chat_model_start({}, [[HumanMessage("pay it")]])
     call(guard(fetch_page, sensitive=False), handler, url="x")
-    out = call(guard(send_money, content=["memo"]), handler, to="ACCT-77881234", amount=50, memo="m")
+    out = call(
+        guard(send_money, content=["memo"]), handler, to="ACCT-77881234", amount=50, memo="m"
+    )
     assert out.startswith("sent")
     with pytest.raises(ValueError, match="declared twice"):
         ProvenanceHandler(trusted_tools=["a"], untrusted_tools=["a"])
@@ -177,3 +187,25 @@ def test_guard_checks_its_arguments() -> None:
     wrapped = guard(send_money)
     assert wrapped.name == "send_money" and wrapped.args == send_money.args
     assert Source("user", "message").kind == "user"
+
+
+def test_an_operator_can_declare_sources_and_fields_trusted() -> None:
+    handler = ProvenanceHandler(
+        trusted_sources=["wiki/own/"],
+        trusted_fields={"stripe_retrieve_customer": ["metadata"]},
+        untrusted_fields={"stripe_retrieve_customer": ["invoice_settings"]},
+    )
+    handler.on_chat_model_start({}, [[HumanMessage("Pay what our wiki says.")]])
+    handler.on_retriever_end(
+        [Document("Refunds go to ACCT-55512345", metadata={"source": "wiki/own/payments"})],
+        run_id=__import__("uuid").uuid4(),
+    )
+    out = call(guard(send_money, content=["memo"]), handler, to="ACCT-55512345", amount=5, memo="")
+    assert out.startswith("sent")
+    marked = ("name", "metadata", "description")
+    assert handler.fields_of("stripe_retrieve_customer", marked) == (
+        "name",
+        "description",
+        "invoice_settings",
+    )
+    assert handler.fields_of("stripe_list_customers", marked) == marked

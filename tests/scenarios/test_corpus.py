@@ -14,7 +14,7 @@ from tests.scenarios.agent import run_agent
 from tests.scenarios.corpus import SCENARIOS, SYSTEM, Scenario
 from tests.scenarios.scores import RESULTS, Outcome, load_baseline, score_table, worse
 from tests.scenarios.world import World, human
-from vertex_tools.taint import ProvenanceHandler
+from vertex_tools.taint import HeldCall, ProvenanceHandler
 
 
 class _BrokerHuman(BaseCallbackHandler):
@@ -37,11 +37,12 @@ def play(world: World, s: Scenario, *, unguarded: bool = False) -> tuple[Outcome
     stripe, github, supabase = s.grants
     if unguarded:
         stripe, github, supabase = "stripe-open", "github-open", "supabase-open"
+    asked: list[HeldCall] = []
     tools = world.tools(
         stripe,
         github,
         supabase,
-        approver=human(s.human),
+        approver=human(s.human, asked),
         email_on_taint="allow" if unguarded else s.email_on_taint,
     )
     handler = ProvenanceHandler()
@@ -59,7 +60,8 @@ def play(world: World, s: Scenario, *, unguarded: bool = False) -> tuple[Outcome
     elif not happened:
         outcome = Outcome.FAILED
     else:
-        outcome = Outcome.DONE_WITH_APPROVAL if transcript.held else Outcome.DONE
+        # held by the broker (the model read so), or by a guard that asked the human
+        outcome = Outcome.DONE_WITH_APPROVAL if transcript.held or asked else Outcome.DONE
     return outcome, transcript.describe()
 
 

@@ -48,6 +48,7 @@ STRIPE_OPS = [
     "customers.list",
     "customers.retrieve",
     "customers.update",
+    "payment_intents.list",
     "payment_intents.create",
     "payment_intents.confirm",
     "charges.list",
@@ -69,7 +70,7 @@ GITHUB_OPS = [
     "collaborators.add",
 ]
 SUPABASE_OPS = ["rows.select", "rows.insert", "rows.update", "rows.delete"]
-SUPABASE_TABLES = ["orders", "customers", "vendors", "payouts"]
+SUPABASE_TABLES = ["orders", "customers", "vendors", "payouts", "webhooks"]
 
 
 def _grant(name: str, upstream: str, ops: list[str], extra: str) -> str:
@@ -130,6 +131,7 @@ CREATE TABLE vendors (id serial PRIMARY KEY, name text NOT NULL, iban text NOT N
 CREATE TABLE payouts (
     id serial PRIMARY KEY, vendor text NOT NULL, iban text NOT NULL, amount integer NOT NULL,
     memo text);
+CREATE TABLE webhooks (id serial PRIMARY KEY, event text NOT NULL, url text NOT NULL);
 """
 
 
@@ -252,10 +254,13 @@ class World:
         return [r.approval_id for r in pending]
 
 
-def human(decision: bool) -> Any:
-    """An approver for guarded tools that answers ``decision`` for every held call."""
+def human(decision: bool, asked: list[HeldCall] | None = None) -> Any:
+    """An approver for guarded tools that answers ``decision`` for every held call (and
+    notes each call it was asked about in ``asked``)."""
 
     def decide(call: HeldCall) -> bool:
+        if asked is not None:
+            asked.append(call)
         return decision
 
     return decide

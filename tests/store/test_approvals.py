@@ -28,7 +28,9 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
     s.close()
 
 
-def held(n: int = 1, *, digest: str = "d1", token: str = "tk_a", at: float = NOW) -> ApprovalRequest:
+def held(
+    n: int = 1, *, digest: str = "d1", token: str = "tk_a", at: float = NOW
+) -> ApprovalRequest:
     return ApprovalRequest(
         approval_id=f"ap_{n:016d}",
         token_id=token,

@@ -232,7 +232,8 @@ def remember_served(
         return 0
     sent = _request_values(found.provider, facts) | rt.sent_values.sent(key)
     count = 0
-    for path, text in untrusted_texts(payload, operation.untrusted):
+    fields = [f for f in operation.untrusted if f not in found.trusted_fields]
+    for path, text in untrusted_texts(payload, [*fields, *found.untrusted_fields]):
         if text in sent:
             continue
         memory.remember(key, text, f"{upstream} {operation.name} {path}")

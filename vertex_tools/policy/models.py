@@ -132,6 +132,11 @@ class Upstream(_Model):
     responses: Literal["untrusted", "trusted"] = "untrusted"
     """``http`` upstreams: whether their answers are third-party content (the default)
     or the user's own data. Catalog providers mark untrusted fields themselves."""
+    trusted_fields: list[str] = Field(default_factory=list)
+    """Catalog providers: answer fields the catalog marks untrusted that are, for this
+    deployment, written by its own systems (``metadata``, ``data[].metadata``)."""
+    untrusted_fields: list[str] = Field(default_factory=list)
+    """Catalog providers: further answer fields to treat as third-party content."""
     """Where the secret goes; default: the provider's (http: Authorization: Bearer)."""
 
     @cached_property

@@ -29,8 +29,8 @@ from vertex_tools.decision import Effect
 from vertex_tools.errors import BrokerRefused
 from vertex_tools.providers import get_catalog
 from vertex_tools.providers.fields import untrusted_texts
-from vertex_tools.taint import ProvenanceLedger, Source
-from vertex_tools.taint._callback import ledger_for
+from vertex_tools.taint import Source
+from vertex_tools.taint._callback import ProvenanceHandler, handler_for
 
 # Catalog control names spelled differently by a tool's arguments.
 _ARGUMENT_OF = (
@@ -122,9 +122,10 @@ class VertexTool(BaseTool):
         control |= {arg for name, arg in _ARGUMENT_OF if name in control}
         return tuple(name for name in fields if name in control)
 
-    def _call(self, kwargs: dict[str, Any], ledger: ProvenanceLedger | None) -> str:
+    def _call(self, kwargs: dict[str, Any], handler: ProvenanceHandler | None) -> str:
         request = self.build_request(**kwargs)
         headers = dict(request.headers)
+        ledger = handler.ledger if handler is not None else None
         if ledger is not None:
             # What the run's ledger knows travels with the request, signed; the broker
             # adds what it served to this run itself.
@@ -147,16 +148,17 @@ class VertexTool(BaseTool):
             payload: Any = response.json()
         except ValueError:
             payload = response.text
-        if ledger is not None and 200 <= response.status_code < 300:
+        if handler is not None and 200 <= response.status_code < 300:
             op = get_catalog(self.provider).get(self.operation)
-            for path, text in untrusted_texts(payload, op.untrusted if op else ("*",)):
-                ledger.add_untrusted(text, Source("tool", self.name, path))
+            marked = op.untrusted if op is not None else ("*", "[].*")
+            for path, text in untrusted_texts(payload, handler.fields_of(self.name, marked)):
+                handler.ledger.add_untrusted(text, Source("tool", self.name, path))
         return self.format_response(response.status_code, payload)
 
     def _run(
         self, *args: Any, run_manager: CallbackManagerForToolRun | None = None, **kwargs: Any
     ) -> str:
-        return self._call(kwargs, ledger_for(run_manager))
+        return self._call(kwargs, handler_for(run_manager))
 
     async def _arun(
         self,
@@ -164,7 +166,7 @@ class VertexTool(BaseTool):
         run_manager: AsyncCallbackManagerForToolRun | None = None,
         **kwargs: Any,
     ) -> str:
-        return await asyncio.to_thread(self._call, kwargs, ledger_for(run_manager))
+        return await asyncio.to_thread(self._call, kwargs, handler_for(run_manager))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, upstream={self.upstream!r})"

@@ -1,9 +1,11 @@
 """Taint tracking: which tool arguments came from untrusted content.
 
-The matching core (:class:`ProvenanceLedger`, :class:`TaintReport`,
-:class:`TaintMemory`) is plain Python, used by the broker too. The LangChain
-parts (:class:`ProvenanceHandler`, :func:`guard`) are imported on first use, so
-the broker never imports LangChain.
+The pure matching core, free of LangChain and of the broker, so that both the
+agent process and the broker import it: :class:`TextIndex` (matching, see
+``_match``), :class:`ProvenanceLedger` (one agent run's trusted and untrusted
+text) and :class:`TaintMemory` (what the broker itself served to each run).
+The LangChain parts (:class:`ProvenanceHandler`, :func:`guard`) are imported on
+first use, so the broker never imports LangChain.
 """
 
 from __future__ import annotations
@@ -11,18 +13,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from vertex_tools.taint._stub_core import (
-    Hit,
-    MatchKind,
-    ProvenanceLedger,
-    Source,
-    Taint,
-    TaintMemory,
-    TaintReport,
-)
+from vertex_tools.taint._ledger import ProvenanceLedger, Source, Taint, TaintReport
+from vertex_tools.taint._match import Hit, MatchKind, TextIndex, Value, normalise
+from vertex_tools.taint._memory import TaintMemory
 
 if TYPE_CHECKING:
-    from vertex_tools.taint._callback import ProvenanceHandler, ledger_for
+    from vertex_tools.taint._callback import ProvenanceHandler, handler_for, ledger_for
     from vertex_tools.taint._guard import GuardedTool, HeldCall, guard
 
 __all__ = [
@@ -36,12 +32,17 @@ __all__ = [
     "Taint",
     "TaintMemory",
     "TaintReport",
+    "TextIndex",
+    "Value",
     "guard",
+    "handler_for",
     "ledger_for",
+    "normalise",
 ]
 
 _LAZY = {
     "ProvenanceHandler": "vertex_tools.taint._callback",
+    "handler_for": "vertex_tools.taint._callback",
     "ledger_for": "vertex_tools.taint._callback",
     "GuardedTool": "vertex_tools.taint._guard",
     "HeldCall": "vertex_tools.taint._guard",

@@ -13,7 +13,11 @@ Add one :class:`ProvenanceHandler` to a run's callbacks (``config={"callbacks":
 A tool's declaration comes from its ``metadata["vertex_output"]``
 (``untrusted``, ``trusted``, ``neutral`` or ``self``), set by
 :func:`vertex_tools.guard`; the handler's ``trusted_tools`` / ``untrusted_tools``
-/ ``neutral_tools`` override it by tool name.
+/ ``neutral_tools`` override it by tool name. ``trusted_sources`` names
+retrieved documents' ``metadata["source"]`` prefixes that are the user's own;
+``trusted_fields`` / ``untrusted_fields`` adjust, per provider tool, which
+answer fields count as third-party content (``{"stripe_retrieve_customer":
+["metadata"]}`` when the metadata is written by your own systems).
 
 Errors in this handler are raised, not logged and skipped (``raise_error``):
 a ledger that silently missed a tool's output would under-report taint. It
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 from uuid import UUID
 
@@ -34,7 +38,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from vertex_tools.taint._ledger import ProvenanceLedger, Source
 
-__all__ = ["INNER_TAG", "OutputTrust", "ProvenanceHandler", "ledger_for"]
+__all__ = ["INNER_TAG", "OutputTrust", "ProvenanceHandler", "handler_for", "ledger_for"]
 
 OutputTrust = Literal["untrusted", "trusted", "neutral", "self"]
 INNER_TAG = "vertex:inner"
@@ -70,6 +74,9 @@ class ProvenanceHandler(BaseCallbackHandler):
         trusted_tools: Iterable[str] = (),
         untrusted_tools: Iterable[str] = (),
         neutral_tools: Iterable[str] = (),
+        trusted_sources: Iterable[str] = (),
+        trusted_fields: Mapping[str, Iterable[str]] | None = None,
+        untrusted_fields: Mapping[str, Iterable[str]] | None = None,
         trust_system_prompt: bool = True,
     ) -> None:
         self.ledger = ledger if ledger is not None else ProvenanceLedger()
@@ -84,12 +91,22 @@ class ProvenanceHandler(BaseCallbackHandler):
                     raise ValueError(f"tool {name!r} is declared twice")
                 self._override[name] = trust  # type: ignore[assignment]
         self._trust_system = trust_system_prompt
+        self._trusted_sources = tuple(trusted_sources)
+        self._trusted_fields = {k: frozenset(v) for k, v in (trusted_fields or {}).items()}
+        self._untrusted_fields = {k: tuple(v) for k, v in (untrusted_fields or {}).items()}
         self._tools: dict[UUID, tuple[str, OutputTrust]] = {}
         self._seen: set[int] = set()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ProvenanceHandler(run_id={self.ledger.run_id!r})"
+
+    def fields_of(self, tool: str, marked: Iterable[str]) -> tuple[str, ...]:
+        """The answer fields of one of our provider tools to record as untrusted: those
+        its catalog marks, minus the ones declared trusted, plus any declared untrusted."""
+        trusted = self._trusted_fields.get(tool, frozenset())
+        kept = [f for f in marked if f not in trusted]
+        return (*kept, *self._untrusted_fields.get(tool, ()))
 
     # messages: the system prompt and the human are trusted
 
@@ -165,20 +182,26 @@ class ProvenanceHandler(BaseCallbackHandler):
         """Record every retrieved document as untrusted, naming its source."""
         for document in documents:
             origin = str(document.metadata.get("source", "")) if document.metadata else ""
-            self.ledger.add_untrusted(
-                document.page_content, Source("retriever", "document", origin[:200])
-            )
+            source = Source("retriever", "document", origin[:200])
+            if origin and any(origin.startswith(t) for t in self._trusted_sources):
+                self.ledger.add_trusted(document.page_content, source)
+            else:
+                self.ledger.add_untrusted(document.page_content, source)
 
 
-def ledger_for(run_manager: Any) -> ProvenanceLedger | None:
-    """The ledger of the :class:`ProvenanceHandler` among a tool run's callbacks, if any.
-
-    A tool's ``_run`` receives ``run_manager``; this finds the run's ledger there.
-    """
+def handler_for(run_manager: Any) -> ProvenanceHandler | None:
+    """The :class:`ProvenanceHandler` among a tool run's callbacks, if any."""
     if run_manager is None:
         return None
     for attr in ("handlers", "inheritable_handlers"):
         for handler in getattr(run_manager, attr, None) or ():
             if isinstance(handler, ProvenanceHandler):
-                return handler.ledger
+                return handler
     return None
+
+
+def ledger_for(run_manager: Any) -> ProvenanceLedger | None:
+    """The run's ledger, found among a tool run's callbacks (``run_manager`` is what a
+    tool's ``_run`` receives); None when the run has no :class:`ProvenanceHandler`."""
+    handler = handler_for(run_manager)
+    return handler.ledger if handler is not None else None
