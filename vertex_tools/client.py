@@ -56,6 +56,15 @@ class VertexAuth(httpx.Auth):
         yield request
 
 
+APPROVALS_PATH = "/vertex/v1/approvals"
+
+
+def _json_bytes(body: Any) -> bytes:
+    import json
+
+    return json.dumps(body, sort_keys=True, default=str).encode()
+
+
 def _check(response: httpx.Response) -> httpx.Response:
     verdict = response.headers.get("vertex-decision")
     if verdict is None or verdict == "allow":
@@ -150,6 +159,30 @@ class BrokerClient:
     def get(self, upstream: str, path: str, **kwargs: Any) -> httpx.Response:
         """GET through the broker."""
         return self.request("GET", upstream, path, **kwargs)
+
+    def request_approval(
+        self,
+        tool: str,
+        arguments: Mapping[str, Any],
+        *,
+        reason: str = "",
+        taint: list[dict[str, Any]] | None = None,
+    ) -> dict[str, str]:
+        """Hold a tool's call for a human (``vertex approvals``); the approval's id and
+        state: ``pending``, ``denied``, or ``used`` (approved: the call may run now)."""
+        if self._http.is_closed:
+            raise BrokerUnavailable("this BrokerClient is closed")
+        body = {"tool": tool, "arguments": dict(arguments), "reason": reason, "taint": taint or []}
+        try:
+            response = self._http.post(APPROVALS_PATH, content=_json_bytes(body))
+        except httpx.TransportError as exc:
+            raise BrokerUnavailable(f"cannot reach the broker at {self.url}: {exc}") from exc
+        if response.headers.get("vertex-decision") is not None:
+            _check(response)
+        if response.status_code != 200:
+            raise BrokerUnavailable(f"the broker answered HTTP {response.status_code}")
+        data = response.json()
+        return {"approval_id": str(data["approval_id"]), "state": str(data["state"])}
 
     def post(self, upstream: str, path: str, **kwargs: Any) -> httpx.Response:
         """POST through the broker."""

@@ -4,7 +4,8 @@ A plain ASGI callable rather than a framework: the broker must see the raw
 request target (``raw_path``) exactly as the client sent and signed it, and
 frameworks decode percent-escapes before routing.
 
-Routes: ``/proxy/{upstream}/{path}`` (the pipeline) and ``GET /healthz``.
+Routes: ``/proxy/{upstream}/{path}`` (the pipeline), ``POST /vertex/v1/approvals``
+(a guarded tool's call held for a human) and ``GET /healthz``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 from vertex_tools.broker.pipeline import Incoming, Outgoing, Pipeline
 from vertex_tools.broker.runtime import Runtime
+from vertex_tools.broker.tool_hold import PATH as APPROVALS_PATH
+from vertex_tools.broker.tool_hold import hold_tool_call
 from vertex_tools.policy.durations import parse_duration
 
 __all__ = ["BrokerApp"]
@@ -87,6 +90,26 @@ class BrokerApp:
         if path == "/healthz" and method == "GET":
             body = json.dumps({"status": "ok", "policy": self.runtime.loaded.digest[:16]}).encode()
             return Outgoing(200, [("content-type", "application/json")], body)
+        if path == APPROVALS_PATH and method == "POST":
+            limit = self.runtime.loaded.policy.settings.max_request_bytes
+            try:
+                async with asyncio.timeout(
+                    float(parse_duration(self.runtime.loaded.policy.settings.read_timeout))
+                ):
+                    held_body = await _read_body(scope, receive, limit)
+            except (BodyTooLarge, TimeoutError):
+                return Outgoing(
+                    413,
+                    [("content-type", "application/json")],
+                    b'{"error": {"message": "the approval request is too large or too slow"}}',
+                )
+            return await hold_tool_call(
+                self.runtime,
+                raw_path=path,
+                query=scope.get("query_string", b"").decode("latin-1"),
+                headers=list(scope["headers"]),
+                body=held_body,
+            )
         if not path.startswith("/proxy/"):
             return Outgoing(
                 404,

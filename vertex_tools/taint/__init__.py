@@ -19,9 +19,11 @@ from vertex_tools.taint._memory import TaintMemory
 
 if TYPE_CHECKING:
     from vertex_tools.taint._callback import ProvenanceHandler, handler_for, ledger_for
-    from vertex_tools.taint._guard import GuardedTool, HeldCall, guard
+    from vertex_tools.taint._guard import Answer, BrokerApprovals, GuardedTool, HeldCall, guard
 
 __all__ = [
+    "Answer",
+    "BrokerApprovals",
     "GuardedTool",
     "HeldCall",
     "Hit",
@@ -44,6 +46,8 @@ _LAZY = {
     "ProvenanceHandler": "vertex_tools.taint._callback",
     "handler_for": "vertex_tools.taint._callback",
     "ledger_for": "vertex_tools.taint._callback",
+    "Answer": "vertex_tools.taint._guard",
+    "BrokerApprovals": "vertex_tools.taint._guard",
     "GuardedTool": "vertex_tools.taint._guard",
     "HeldCall": "vertex_tools.taint._guard",
     "guard": "vertex_tools.taint._guard",

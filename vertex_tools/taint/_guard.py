@@ -15,10 +15,10 @@ callbacks). Order, first match wins:
 5. the ledger overflowed                          -> approve (as if strict)
 6. otherwise                                      -> run it
 
-``approve`` asks ``approver`` (a callable a human answers through: True to run,
-False to refuse, None while still undecided); with no approver the call is held
-and the model is told so. Requests that go through the broker are held by the
-broker instead, in ``vertex approvals``.
+``approve`` asks ``approver``: :class:`BrokerApprovals` holds the call at the
+broker, where ``vertex approvals`` decides it with every other held request, or
+any callable a human answers through (True to run, False to refuse, None while
+undecided). With no approver the call cannot run, and the model is told so.
 
 Refusals are returned as the tool's output (the model reads why); they never
 run the wrapped tool. The wrapped tool's output is recorded under ``output``.
@@ -34,10 +34,11 @@ from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackMan
 from langchain_core.tools import BaseTool
 from pydantic import ConfigDict, Field
 
+from vertex_tools.client import BrokerClient
 from vertex_tools.taint._callback import INNER_TAG, ledger_for
 from vertex_tools.taint._ledger import ProvenanceLedger, Taint
 
-__all__ = ["Effect", "GuardedTool", "HeldCall", "guard"]
+__all__ = ["Answer", "BrokerApprovals", "Effect", "GuardedTool", "HeldCall", "guard"]
 
 Effect = Literal["deny", "approve", "allow"]
 
@@ -61,7 +62,48 @@ class HeldCall:
         return "\n".join(lines)
 
 
-Approver = Callable[[HeldCall], bool | None]
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An approver's answer that names the approval: ``approved`` True (run it now),
+    False (denied) or None (still pending)."""
+
+    approved: bool | None
+    approval_id: str
+
+
+Approver = Callable[[HeldCall], "bool | Answer | None"]
+
+
+class BrokerApprovals:
+    """An approver that holds calls at the broker, where ``vertex approvals`` decides them
+    (with every other held request) and the audit log records them.
+
+        >>> send = guard(send_email, control=["to"], on_taint="approve",
+        ...              approver=BrokerApprovals(client))          # doctest: +SKIP
+    """
+
+    def __init__(self, client: BrokerClient) -> None:
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"BrokerApprovals({self._client!r})"
+
+    def __call__(self, held: HeldCall) -> Answer:
+        """Ask the broker; the same call asked again finds the same approval."""
+        taint = [
+            {
+                "argument": t.argument,
+                "sources": sorted({h.source for h in t.hits}),
+                "excerpt": t.hits[0].excerpt if t.hits else "",
+            }
+            for t in held.tainted
+        ]
+        answer = self._client.request_approval(
+            held.tool, held.arguments, reason=held.reason, taint=taint
+        )
+        state = answer["state"]
+        approved = True if state == "used" else False if state == "denied" else None
+        return Answer(approved, answer["approval_id"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,17 +188,32 @@ class GuardedTool(BaseTool):
         if held is None:
             return None
         answer = self.approver(held) if self.approver is not None else None
-        if answer is True:
+        approval_id = answer.approval_id if isinstance(answer, Answer) else None
+        decided = answer.approved if isinstance(answer, Answer) else answer
+        if decided is True:
             return None
-        reason = "approval_denied" if answer is False else "approval_pending"
+        reason = "approval_denied" if decided is False else "approval_pending"
+        named = f" (approval {approval_id})" if approval_id else ""
+        if decided is False:
+            advice = "A person denied it; do not retry."
+        elif approval_id:
+            advice = (
+                f"HELD for a human's approval: an operator can run `vertex approvals approve "
+                f"{approval_id}`; tell the user, and retry exactly the same call after that."
+            )
+        elif self.approver is None:
+            advice = (
+                "No approver is configured for this tool, so it cannot run; tell the user "
+                "(the agent's builder can pass approver=BrokerApprovals(client) to guard)."
+            )
+        else:
+            advice = "Tell the user it waits for their approval; retry the same call after that."
         return _refused(
             self.name,
             reason,
             f"{rule}.approve",
-            f"a human's approval is needed: {held.reason}",
-            "A person denied it; do not retry."
-            if answer is False
-            else "Tell the user it waits for their approval; retry the same call after that.",
+            f"a human's approval is needed{named}: {held.reason}",
+            advice,
         )
 
     def _run(
