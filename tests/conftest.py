@@ -58,6 +58,11 @@ upstream = "echo"
 allow = [ { method = "GET", path = "/pages/*" }, { method = "POST", path = "/items" } ]
 taint = { strict = true }
 
+[grants.browser-token-scope]
+upstream = "echo"
+allow = [ { method = "GET", path = "/pages/*" }, { method = "POST", path = "/items" } ]
+taint = { scope = "token" }
+
 [grants.spender]
 upstream = "echo"
 allow = [ { method = "POST", path = "/items" } ]

@@ -296,3 +296,13 @@ def test_a_guarded_tool_is_held_at_the_broker_with_every_other_request(
     assert "approval_pending" in again and approval_id not in again, "an approval is used once"
     other = str(send.invoke({**args, "body": "another"}, config=config))  # type: ignore[arg-type]
     assert "approval_pending" in other
+
+
+def test_a_token_scoped_grant_cannot_be_talked_out_of_its_memory(client_for: object) -> None:
+    """A lying client names a fresh run and claims the value is the user's: under
+    taint.scope = "token" neither helps."""
+    client: BrokerClient = client_for("browser-token-scope")  # type: ignore[operator]
+    client.get("echo", "/pages/invoice", headers=run("run-l"))
+    headers = {**run("run-m"), "X-Vertex-Taint": report("run-m", trusted=("to",))}
+    error = refused(lambda: client.post("echo", "/items", json={"to": ATTACKER}, headers=headers))
+    assert error.decision.reason.value == "tainted_argument"

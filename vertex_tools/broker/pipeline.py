@@ -219,7 +219,13 @@ class Pipeline:
         report = read_report(headers)
         if isinstance(report, Decision):
             return await self._refuse_admitted(call, auth, now, report)
-        call.run = run_key(record.token_id, headers, report)
+        grant_rules = policy.grants.get(record.grant)
+        call.run = run_key(
+            record.token_id,
+            headers,
+            report,
+            scope=grant_rules.taint.scope if grant_rules is not None else "token",
+        )
         if call.run[1] != "-":
             call.entry["run"] = call.run[1]
 

@@ -10,6 +10,10 @@ step 3). Two sources of evidence, combined:
    (token and ``X-Vertex-Run``): every control value of the request is checked
    against it, so taint survives a client that fails to report it. A value the
    agent's report names as the user's own (``trusted``) is not held against it.
+   A client that lies (a compromised agent process, which holds the token) could
+   name a fresh run or claim a value is the user's; a grant with
+   ``taint.scope = "token"`` closes both: the memory covers everything served to
+   the token and no claim clears it.
 
 Order, first match wins (only for the risk classes in ``taint.sensitive``):
 
@@ -39,6 +43,7 @@ __all__ = ["RUN_HEADER", "TAINT_HEADER", "Finding", "GateResult", "read_report",
 TAINT_HEADER = "x-vertex-taint"
 RUN_HEADER = "x-vertex-run"
 _NO_RUN = "-"
+_WHOLE_TOKEN = "*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +99,12 @@ def read_report(headers: Mapping[str, str]) -> TaintReport | Decision | None:
 
 
 def run_key(
-    token_id: str, headers: Mapping[str, str], report: TaintReport | None
+    token_id: str, headers: Mapping[str, str], report: TaintReport | None, *, scope: str = "run"
 ) -> tuple[str, str]:
-    """The memory key of a request: its token and run (``-`` when the client names none)."""
+    """The memory key of a request: its token and run (``-`` when the client names none;
+    ``*`` for every request of the token when the grant's ``taint.scope`` is ``token``)."""
+    if scope == "token":
+        return token_id, _WHOLE_TOKEN
     run = report.run_id if report is not None else headers.get(RUN_HEADER, _NO_RUN)
     return token_id, run[:64] or _NO_RUN
 
@@ -128,7 +136,8 @@ def taint_gate(
     reported: set[str] = set()
     trusted: set[str] = set()
     if report is not None:
-        trusted = set(report.trusted)
+        # Under scope "token" the broker's memory is authoritative: no claim clears it.
+        trusted = set(report.trusted) if rules.scope == "run" else set()
         for taint in report.tainted:
             reported.add(taint.argument)
             findings.append(

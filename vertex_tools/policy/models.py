@@ -257,6 +257,12 @@ class TaintRules(_Model):
     (value matching cannot see paraphrase or an action chosen rather than copied)."""
     sensitive: list[RiskName] = Field(default_factory=_not_reads, min_length=1)
     """Risk classes these rules apply to; reads are not held by default."""
+    scope: Literal["run", "token"] = "run"
+    """What the broker's memory of served content covers. ``run``: each agent run
+    (``X-Vertex-Run``) apart, and a value the client reports as the user's is not held
+    against it. ``token``: everything served to the token, whatever run the client
+    names, and no client claim clears it: for agent processes you do not trust to
+    report honestly, at the cost of more refusals."""
 
 
 class Grant(_Model):
