@@ -48,7 +48,6 @@ STRIPE_OPS = [
     "customers.list",
     "customers.retrieve",
     "customers.update",
-    "payment_intents.list",
     "payment_intents.create",
     "payment_intents.confirm",
     "charges.list",
