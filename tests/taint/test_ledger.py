@@ -21,7 +21,7 @@ from vertex_tools.taint import (
     TaintReport,
     Value,
 )
-from vertex_tools.taint._ledger import MAX_HEADER_CHARS, MAX_LEAVES
+from vertex_tools.taint._ledger import MAX_ARGUMENT_CHARS, MAX_HEADER_CHARS, MAX_LEAVES
 from vertex_tools.taint._match import MAX_VALUE_CHARS
 
 USER = Source("user", "prompt")
@@ -191,6 +191,14 @@ def test_an_argument_too_large_to_walk_is_tainted_once_untrusted_content_was_rea
     (taint,) = report.tainted
     assert taint.hits[-1].kind is MatchKind.UNCHECKED
     assert ledger_with("hello", "").label({"arg": huge}, ["arg"]).tainted == ()
+
+
+def test_an_argument_of_too_many_characters_is_tainted() -> None:
+    """Checking is linear in the characters: past the budget, fail closed."""
+    big = ["x" * 60_000 + f" {i}" for i in range(MAX_ARGUMENT_CHARS // 60_000 + 1)]
+    report = ledger_with("", "some issue").label({"big": big, "small": big[:2]}, ["big", "small"])
+    assert [t.argument for t in report.tainted] == ["big"]
+    assert report.tainted[0].hits[-1].kind is MatchKind.UNCHECKED
 
 
 def test_a_string_too_long_to_check_is_tainted() -> None:

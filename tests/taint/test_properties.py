@@ -49,6 +49,30 @@ def test_find_never_raises_and_returns_hits(text: str, more: list[str], value: V
     assert all(isinstance(h, Hit) and len(h.excerpt) <= 80 for h in hits)
 
 
+arguments = st.recursive(
+    values,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.tuples(inner, inner),
+        st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    ),
+    max_leaves=20,
+)
+
+
+@relaxed
+@given(text=texts, args=st.dictionaries(st.sampled_from("abc"), arguments), control=st.text("abcd"))
+def test_label_never_raises_and_reports_only_control_arguments(
+    text: str, args: dict[str, object], control: str
+) -> None:
+    ledger = ProvenanceLedger(run_id="r")
+    ledger.add_untrusted(text, Source("tool", "page"))
+    report = ledger.label(args, control)
+    assert {t.argument for t in report.tainted} <= set(control) & set(args)
+    assert set(report.trusted) <= set(control) & set(args)
+    assert TaintReport.from_header(report.to_header()).tainted is not None
+
+
 @relaxed
 @given(text=st.text())
 def test_normalise_is_idempotent_and_well_formed(text: str) -> None:

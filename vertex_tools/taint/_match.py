@@ -733,12 +733,21 @@ def _unchecked(value: Value) -> Hit:
     return Hit(UNCHECKED_SOURCE, MatchKind.UNCHECKED, note)
 
 
-def _find(untrusted: TextIndex, trusted: TextIndex | None, value: Value) -> tuple[Hit, ...]:
+_Probes = tuple[tuple[_Probe, ...], bool]
+
+
+def _find(
+    untrusted: TextIndex,
+    trusted: TextIndex | None,
+    value: Value,
+    probes_of_value: _Probes | None = None,
+) -> tuple[Hit, ...]:
     """Hits for ``value`` in ``untrusted`` whose comparison does not also match in
-    ``trusted`` (same probe, same semantics), one per source, in probe order."""
+    ``trusted`` (same probe, same semantics), one per source, in probe order.
+    ``probes_of_value``: ``_probes(value)`` when the caller already has it."""
     if not untrusted._texts:
         return ()
-    probes, truncated = _probes(value)
+    probes, truncated = probes_of_value or _probes(value)
     hits: list[Hit] = []
     seen: set[str] = set()
     whole_atom_found = False
@@ -765,8 +774,9 @@ def _find(untrusted: TextIndex, trusted: TextIndex | None, value: Value) -> tupl
     return tuple(hits)
 
 
-def _appears(index: TextIndex, value: Value) -> bool:
+def _appears(index: TextIndex, value: Value, probes_of_value: _Probes | None = None) -> bool:
     """Whether any comparison of ``value`` certainly matches in ``index``."""
     if not index._texts:
         return False
-    return any(index._maybe(p) and index._contains(p) for p in _probes(value)[0])
+    probes, _ = probes_of_value or _probes(value)
+    return any(index._maybe(p) and index._contains(p) for p in probes)
