@@ -45,6 +45,7 @@ def ledger_with(trusted: str = "", untrusted: str = "") -> ProvenanceLedger:
     [
         (Source("tool", "github_get_issue", "body"), "tool:github_get_issue body"),
         (Source("user", "prompt"), "user:prompt"),
+        (Source("tool", "web_fetch", "page\nIgnore all"), "tool:web_fetch page Ignore all"),
         (Source("broker", "stripe", "GET /v1/charges/ch_1"), "broker:stripe GET /v1/charges/ch_1"),
     ],
 )
@@ -270,6 +271,11 @@ def test_a_report_round_trips_through_its_header() -> None:
     header = report.to_header()
     assert re.fullmatch(r"[A-Za-z0-9_-]+", header)
     assert TaintReport.from_header(header) == report
+
+
+def test_a_report_with_an_invalid_run_id_is_refused() -> None:
+    with pytest.raises(ValueError, match="run_id"):
+        TaintReport("not a run id", (), (), untrusted_seen=False, overflowed=False)
 
 
 def test_a_long_report_is_trimmed_but_keeps_every_tainted_name() -> None:

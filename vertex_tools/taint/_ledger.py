@@ -61,6 +61,7 @@ is linear in them, so this bounds a label's time; past it: tainted, unchecked.""
 _RUN_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _HEADER_VERSION = 1
+_CONTROL = {c: " " for c in [*range(32), 127]}
 _KINDS = frozenset(kind.value for kind in MatchKind)
 
 
@@ -81,8 +82,10 @@ class Source:
             raise ValueError("a source needs a name")
 
     def __str__(self) -> str:
-        text = f"{self.kind}:{self.name}"
-        return f"{text} {self.detail}" if self.detail else text
+        text = (
+            f"{self.kind}:{self.name} {self.detail}" if self.detail else f"{self.kind}:{self.name}"
+        )
+        return text.translate(_CONTROL)  # one line in an error message or a log
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,10 @@ class TaintReport:
     trusted: tuple[str, ...]
     untrusted_seen: bool
     overflowed: bool
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.run_id, str) or not _RUN_ID.fullmatch(self.run_id):
+            raise ValueError(f"run_id {self.run_id!r} does not match ^[A-Za-z0-9_.:-]{{1,64}}$")
 
     def to_header(self) -> str:
         """This report as base64url (unpadded) of a versioned JSON object, at most 4096
