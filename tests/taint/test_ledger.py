@@ -21,7 +21,7 @@ from vertex_tools.taint import (
     TaintReport,
     Value,
 )
-from vertex_tools.taint._ledger import MAX_HEADER_CHARS, MAX_LEAVES
+from vertex_tools.taint._ledger import MAX_ARGUMENT_CHARS, MAX_HEADER_CHARS, MAX_LEAVES
 from vertex_tools.taint._match import MAX_VALUE_CHARS
 
 USER = Source("user", "prompt")
@@ -45,6 +45,7 @@ def ledger_with(trusted: str = "", untrusted: str = "") -> ProvenanceLedger:
     [
         (Source("tool", "github_get_issue", "body"), "tool:github_get_issue body"),
         (Source("user", "prompt"), "user:prompt"),
+        (Source("tool", "web_fetch", "page\nIgnore all"), "tool:web_fetch page Ignore all"),
         (Source("broker", "stripe", "GET /v1/charges/ch_1"), "broker:stripe GET /v1/charges/ch_1"),
     ],
 )
@@ -193,6 +194,14 @@ def test_an_argument_too_large_to_walk_is_tainted_once_untrusted_content_was_rea
     assert ledger_with("hello", "").label({"arg": huge}, ["arg"]).tainted == ()
 
 
+def test_an_argument_of_too_many_characters_is_tainted() -> None:
+    """Checking is linear in the characters: past the budget, fail closed."""
+    big = ["x" * 60_000 + f" {i}" for i in range(MAX_ARGUMENT_CHARS // 60_000 + 1)]
+    report = ledger_with("", "some issue").label({"big": big, "small": big[:2]}, ["big", "small"])
+    assert [t.argument for t in report.tainted] == ["big"]
+    assert report.tainted[0].hits[-1].kind is MatchKind.UNCHECKED
+
+
 def test_a_string_too_long_to_check_is_tainted() -> None:
     report = ledger_with("", "some issue").label({"arg": "a" * (MAX_VALUE_CHARS + 1)}, ["arg"])
     assert report.tainted[0].hits[-1].kind is MatchKind.UNCHECKED
@@ -262,6 +271,11 @@ def test_a_report_round_trips_through_its_header() -> None:
     header = report.to_header()
     assert re.fullmatch(r"[A-Za-z0-9_-]+", header)
     assert TaintReport.from_header(header) == report
+
+
+def test_a_report_with_an_invalid_run_id_is_refused() -> None:
+    with pytest.raises(ValueError, match="run_id"):
+        TaintReport("not a run id", (), (), untrusted_seen=False, overflowed=False)
 
 
 def test_a_long_report_is_trimmed_but_keeps_every_tainted_name() -> None:

@@ -14,7 +14,12 @@ import pytest
 
 from vertex_tools import taint
 from vertex_tools.taint import Hit, MatchKind, TextIndex, Value, _ledger, _match, _memory, normalise
-from vertex_tools.taint._match import _INVISIBLE, MAX_VALUE_CHARS, UNCHECKED_SOURCE
+from vertex_tools.taint._match import (
+    _CHUNK_BITS,
+    _INVISIBLE,
+    MAX_VALUE_CHARS,
+    UNCHECKED_SOURCE,
+)
 
 
 def index_of(*texts: str) -> TextIndex:
@@ -346,3 +351,32 @@ def test_the_core_imports_neither_langchain_nor_the_broker() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def letters(n: int) -> str:
+    """A word of five letters, unique for each n < 26**5, with no digit (not an atom)."""
+    word = ""
+    for _ in range(5):
+        n, r = divmod(n, 26)
+        word += "abcdefghijklmnopqrstuvwxyz"[r]
+    return word
+
+
+@pytest.mark.parametrize("texts", [1, 400])
+def test_every_part_of_a_large_index_is_found(texts: int) -> None:
+    """The filter is split by chunks of the blob and by segments of texts; a match
+    must be found whatever chunk or segment it starts in, and across their edges."""
+    words = [letters(i * 7919) for i in range(60_000)]  # ~360 KB: six chunks
+    index = TextIndex()
+    per_text = len(words) // texts
+    for t in range(texts):
+        assert index.add(" ".join(words[t * per_text : (t + 1) * per_text]), f"tool:t{t}")
+    assert index._squash_len >> _CHUNK_BITS >= 4
+    assert len(index._segments) == (1 if texts == 1 else 6)  # 4096, 8192, ... grams
+    for i in range(0, len(words) - 1, 37):
+        source = f"tool:t{i // per_text}"
+        assert [h.source for h in index.find(words[i])] == [source], i  # 5 letters: text
+        if (i + 1) % per_text:  # two words of one text: 10 letters, compared squashed
+            pair = f"{words[i]}-{words[i + 1]}"
+            assert [h.source for h in index.find(pair)] == [source], i
+    assert index.find(letters(7919 * 60_001)) == ()

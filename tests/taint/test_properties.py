@@ -15,6 +15,7 @@ from vertex_tools.taint import (
     ProvenanceLedger,
     Source,
     Taint,
+    TaintMemory,
     TaintReport,
     TextIndex,
     Value,
@@ -47,6 +48,30 @@ def test_find_never_raises_and_returns_hits(text: str, more: list[str], value: V
     hits = index.find(value)
     assert isinstance(hits, tuple)
     assert all(isinstance(h, Hit) and len(h.excerpt) <= 80 for h in hits)
+
+
+arguments = st.recursive(
+    values,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.tuples(inner, inner),
+        st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    ),
+    max_leaves=20,
+)
+
+
+@relaxed
+@given(text=texts, args=st.dictionaries(st.sampled_from("abc"), arguments), control=st.text("abcd"))
+def test_label_never_raises_and_reports_only_control_arguments(
+    text: str, args: dict[str, object], control: str
+) -> None:
+    ledger = ProvenanceLedger(run_id="r")
+    ledger.add_untrusted(text, Source("tool", "page"))
+    report = ledger.label(args, control)
+    assert {t.argument for t in report.tainted} <= set(control) & set(args)
+    assert set(report.trusted) <= set(control) & set(args)
+    assert TaintReport.from_header(report.to_header()).tainted is not None
 
 
 @relaxed
@@ -120,3 +145,29 @@ def test_an_amount_in_minor_units_matches_its_text(value: Decimal) -> None:
     cents = int(abs(value) * 100)
     if cents >= 10:
         assert index.find(cents) != ()
+
+
+@relaxed
+@given(ops=st.lists(st.tuples(st.floats(0, 40), st.integers(8, 40)), max_size=30))
+def test_taint_memory_agrees_with_a_model(ops: list[tuple[float, int]]) -> None:
+    """A plain list model of TTL expiry and the per-run byte bound: a text is kept when
+    it fits beside the unexpired ones, expires ``ttl`` after it was remembered, and a
+    text that did not fit marks the run overflowed for ``ttl``."""
+    now = [0.0]
+    ttl, room, key = 60.0, 100, ("tok", "run")
+    memory = TaintMemory(ttl=ttl, max_bytes_per_run=room, clock=lambda: now[0])
+    kept: list[tuple[float, int, int]] = []  # (remembered at, size, id)
+    overflow_until = float("-inf")
+    for i, (advance, size) in enumerate(ops):
+        now[0] += advance
+        kept = [k for k in kept if k[0] + ttl > now[0]]
+        if sum(k[1] for k in kept) + size <= room:
+            kept.append((now[0], size, i))
+        else:
+            overflow_until = now[0] + ttl
+        memory.remember(key, f"id{i:04d}x".ljust(size), "broker:a")
+    ids = {k[2] for k in kept}
+    for i in range(len(ops)):
+        assert bool(memory.find(key, f"id{i:04d}x")) is (i in ids), i
+    assert memory.seen(key) is bool(kept)
+    assert memory.overflowed(key) is (now[0] < overflow_until)

@@ -37,6 +37,7 @@ from typing import Any
 
 from vertex_tools.taint._match import (
     MAX_HITS,
+    MAX_VALUE_CHARS,
     UNCHECKED_SOURCE,
     Hit,
     MatchKind,
@@ -44,6 +45,8 @@ from vertex_tools.taint._match import (
     Value,
     _appears,
     _find,
+    _Probes,
+    _probes,
 )
 
 __all__ = ["ProvenanceLedger", "Source", "Taint", "TaintReport"]
@@ -52,9 +55,13 @@ SOURCE_KINDS = frozenset({"user", "system", "config", "tool", "retriever", "brok
 MAX_HEADER_CHARS = 4096
 MAX_LEAVES = 10_000
 """Items walked in one argument (containers and leaves); past it: tainted, unchecked."""
+MAX_ARGUMENT_CHARS = 256 * 1024
+"""Characters checked in one argument (each string counting at most 64 KiB): checking
+is linear in them, so this bounds a label's time; past it: tainted, unchecked."""
 _RUN_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _HEADER_VERSION = 1
+_CONTROL = {c: " " for c in [*range(32), 127]}
 _KINDS = frozenset(kind.value for kind in MatchKind)
 
 
@@ -75,8 +82,10 @@ class Source:
             raise ValueError("a source needs a name")
 
     def __str__(self) -> str:
-        text = f"{self.kind}:{self.name}"
-        return f"{text} {self.detail}" if self.detail else text
+        text = (
+            f"{self.kind}:{self.name} {self.detail}" if self.detail else f"{self.kind}:{self.name}"
+        )
+        return text.translate(_CONTROL)  # one line in an error message or a log
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +112,10 @@ class TaintReport:
     trusted: tuple[str, ...]
     untrusted_seen: bool
     overflowed: bool
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.run_id, str) or not _RUN_ID.fullmatch(self.run_id):
+            raise ValueError(f"run_id {self.run_id!r} does not match ^[A-Za-z0-9_.:-]{{1,64}}$")
 
     def to_header(self) -> str:
         """This report as base64url (unpadded) of a versioned JSON object, at most 4096
@@ -309,8 +322,9 @@ class ProvenanceLedger:
     def label(self, arguments: Mapping[str, Any], control: Iterable[str]) -> TaintReport:
         """Label the control arguments of one call. For each control argument present,
         every leaf (str, int, float, Decimal; also dict keys; bools and None ignored)
-        is checked. An argument with more than ``MAX_LEAVES`` items is tainted with an
-        ``UNCHECKED`` hit once the run has read untrusted content."""
+        is checked. An argument with more than ``MAX_LEAVES`` items or
+        ``MAX_ARGUMENT_CHARS`` characters is tainted with an ``UNCHECKED`` hit once the
+        run has read untrusted content (fail closed)."""
         tainted: list[Taint] = []
         trusted: list[str] = []
         with self._lock:
@@ -321,14 +335,27 @@ class ProvenanceLedger:
                 hits: list[Hit] = []
                 seen: set[tuple[str, MatchKind]] = set()
                 appears = False
+                spent = 0
+                cache: dict[str, _Probes] = {}  # an argument often repeats a value
                 for leaf in leaves:
-                    for hit in _find(self._untrusted, self._trusted, leaf):
+                    spent += min(len(leaf), MAX_VALUE_CHARS) if isinstance(leaf, str) else 1
+                    if spent > MAX_ARGUMENT_CHARS:
+                        capped = True
+                        break
+                    if isinstance(leaf, str):
+                        probes = cache.get(leaf) or cache.setdefault(leaf, _probes(leaf))
+                    else:
+                        probes = _probes(leaf)
+                    for hit in _find(self._untrusted, self._trusted, leaf, probes):
                         if (hit.source, hit.kind) not in seen and len(hits) < MAX_HITS:
                             seen.add((hit.source, hit.kind))
                             hits.append(hit)
-                    appears = appears or _appears(self._trusted, leaf)
+                    appears = appears or _appears(self._trusted, leaf, probes)
                 if capped and self._untrusted_seen:
-                    note = f"more than {MAX_LEAVES} items: too large to check"
+                    note = (
+                        f"more than {MAX_LEAVES} items or {MAX_ARGUMENT_CHARS} characters: "
+                        "too large to check"
+                    )
                     hits.append(Hit(UNCHECKED_SOURCE, MatchKind.UNCHECKED, note))
                 if hits:
                     tainted.append(Taint(name, tuple(hits)))

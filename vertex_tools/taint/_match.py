@@ -463,11 +463,22 @@ def _string_probes(clean: str) -> tuple[_Probe, ...]:
 class _Text:
     """One added text in every form a comparison needs."""
 
-    __slots__ = ("atoms", "clean", "norm", "size", "source", "squashed", "starts")
+    __slots__ = (
+        "atoms",
+        "clean",
+        "norm",
+        "norm_base",
+        "size",
+        "source",
+        "squash_base",
+        "squashed",
+        "starts",
+    )
 
     def __init__(self, text: str, source: str, size: int) -> None:
         self.source = source
         self.size = size
+        self.norm_base = self.squash_base = 0  # where its regions start in the blobs
         self.clean = _clean(text)
         tokens = _tokens(self.clean)
         self.norm = " ".join(tokens)
@@ -478,18 +489,28 @@ class _Text:
         self.atoms = [(f, k, s) for f, k, s, _ in _atoms(self.clean, numbers=True)]
 
 
-def _grams(text: _Text) -> set[str]:
+def _grams(text: _Text) -> set[str | tuple[str, int]]:
     """What a match must start with, at some token start: the next 8 squashed
-    characters (squash probes) or the next 4 normalised ones (text probes). Lengths
-    differ, so both kinds share one filter without mixing."""
+    characters (squash probes) or the next 4 normalised ones (text probes); lengths
+    differ, so both kinds share one filter. Each gram goes in twice: alone (one test
+    rules out most values) and with the chunk of the blob where its token starts (a
+    scan then skips the chunks that cannot hold a match)."""
     # map() over slices keeps the loops in C: this runs over every token of every text.
     starts = text.starts
-    grams = set(map(text.squashed.__getitem__, map(slice, starts, map(_add8, starts))))
+    squash = list(map(text.squashed.__getitem__, map(slice, starts, map(_add8, starts))))
+    squash_chunks = map(_chunk_of, map(text.squash_base.__add__, starts))
     norm_starts = list(map(operator.add, starts, count()))
-    grams.update(map(text.norm.__getitem__, map(slice, norm_starts, map(_add4, norm_starts))))
+    norm = list(map(text.norm.__getitem__, map(slice, norm_starts, map(_add4, norm_starts))))
+    norm_chunks = map(_chunk_of, map((text.norm_base + 1).__add__, norm_starts))
+    grams: set[str | tuple[str, int]] = set(squash)
+    grams.update(norm)
+    grams.update(zip(squash, squash_chunks, strict=True))
+    grams.update(zip(norm, norm_chunks, strict=True))
     return grams
 
 
+_CHUNK_BITS = 16  # 64 KiB of blob per chunk: a 1 MB ledger has 16 of them
+_chunk_of = _CHUNK_BITS.__rrshift__  # position >> _CHUNK_BITS
 _add8 = _MIN_SQUASH_ALNUM.__add__
 _add4 = _MIN_TEXT_ALNUM.__add__
 
@@ -501,15 +522,16 @@ class _Filter:
     __slots__ = ("bits", "count", "mask")
 
     def __init__(self, capacity: int) -> None:
-        size = 1 << max(16, (capacity * 32).bit_length())  # >= 32 bits per gram: ~0.4% FP
+        # At least 16 bits per gram: at most 1.4% false positives when full.
+        size = 1 << max(16, (capacity * 16 - 1).bit_length())
         self.bits = bytearray(size >> 3)
         self.mask = size - 1
         self.count = 0
 
     def full(self, extra: int) -> bool:
-        return (self.count + extra) * 16 > self.mask
+        return (self.count + extra) * 16 > self.mask + 1
 
-    def add(self, grams: set[str]) -> None:
+    def add(self, grams: set[str | tuple[str, int]]) -> None:
         bits, mask = self.bits, self.mask
         for h in map(hash, grams):
             i, j = h & mask, (h >> 32) & mask
@@ -517,10 +539,23 @@ class _Filter:
             bits[j >> 3] |= 1 << (j & 7)
         self.count += len(grams)
 
-    def __contains__(self, gram: str) -> bool:
+    def __contains__(self, gram: str | tuple[str, int]) -> bool:
         h = hash(gram)
         i, j = h & self.mask, (h >> 32) & self.mask
         return bool(self.bits[i >> 3] & (1 << (i & 7)) and self.bits[j >> 3] & (1 << (j & 7)))
+
+
+class _Segment:
+    """A filter over consecutive texts, from the chunks where the first one starts.
+    A full filter is not rebuilt: a new segment, twice as large, takes the next
+    texts (rebuilding would hash every gram of every earlier text again)."""
+
+    __slots__ = ("filter", "norm_low", "squash_low")
+
+    def __init__(self, capacity: int, text: _Text) -> None:
+        self.filter = _Filter(capacity)
+        self.norm_low = _chunk_of(text.norm_base)
+        self.squash_low = _chunk_of(text.squash_base)
 
 
 def _utf8_size(text: str) -> int:
@@ -538,10 +573,12 @@ class TextIndex:
     UTF-8 size of the texts as given). Not thread-safe: its owners lock around it.
 
     The normalised texts are kept concatenated (one ``str.find`` per value, then the
-    hit offset is mapped back to its source) and atoms in a dict for O(1) look-ups;
-    a Bloom filter of what a match can start with skips most scans. The forms kept
-    (cleaned, normalised, squashed, concatenated, atoms) take about five times the
-    size of the text in memory.
+    hit offset is mapped back to its source) and atoms in a dict for O(1) look-ups.
+    Bloom filters of what a match can start with, by 64 KiB chunk of the
+    concatenation, rule out most values without a scan and limit the scan of the
+    others to the chunks that may hold them. The forms kept (cleaned, normalised,
+    squashed, concatenated, atoms, filters) take about five times the size of the
+    text in memory.
     """
 
     def __init__(self, *, max_bytes: int = 8 * 1024 * 1024) -> None:
@@ -551,7 +588,9 @@ class TextIndex:
         self._size = 0
         self._texts: list[_Text] = []
         self._atoms: dict[tuple[str, Hashable], list[tuple[_Text, int]]] = {}
-        self._filter = _Filter(0)
+        self._segments: list[_Segment] = []
+        self._norm_len = 0  # the blobs' lengths once joined: where the next text goes
+        self._squash_len = 0
         self._dirty = False
         self._norm_blob = ""
         self._norm_starts: list[int] = []
@@ -589,12 +628,16 @@ class TextIndex:
     def _add_text(self, text: _Text) -> None:
         self._texts.append(text)
         self._size += text.size
+        # Regions are joined by one "\x00"; the normalised one is " " + norm + " ".
+        text.norm_base, text.squash_base = self._norm_len, self._squash_len
+        self._norm_len += len(text.norm) + 3
+        self._squash_len += len(text.squashed) + 1
         grams = _grams(text)
-        if self._filter.full(len(grams)):  # grow: rebuild from every text, amortised O(1)
-            self._filter = _Filter(2 * (self._filter.count + len(grams)))
-            for earlier in self._texts[:-1]:
-                self._filter.add(_grams(earlier))
-        self._filter.add(grams)
+        segments = self._segments
+        if not segments or segments[-1].filter.full(len(grams)):
+            last = segments[-1].filter.count if segments else 0
+            segments.append(_Segment(max(4096, 2 * len(grams), 2 * last), text))
+        segments[-1].filter.add(grams)
         for family, key, start in text.atoms:
             entries = self._atoms.setdefault((family, key), [])
             if not entries or entries[-1][0] is not text:  # first occurrence per text
@@ -605,7 +648,8 @@ class TextIndex:
         """Forget the ``count`` oldest texts (the broker's memory expires them)."""
         kept = self._texts[count:]
         self._texts, self._size, self._atoms = [], 0, {}
-        self._filter = _Filter(0)
+        self._segments = []
+        self._norm_len = self._squash_len = 0
         for text in kept:
             self._add_text(text)
         self._dirty = True
@@ -650,66 +694,97 @@ class TextIndex:
             return MatchKind.SUBSTRING
         return MatchKind.EXACT if text.clean.strip() == probe.raw else MatchKind.NORMALISED
 
+    def _chunks(self, gram: str, *, norm: bool) -> list[int]:
+        """The chunks of the normalised (or squashed) blob where a match starting with
+        ``gram`` may start; a filter has no false negatives, so no other chunk holds
+        one. Ascending."""
+        segments = self._segments
+        found: dict[int, None] = {}
+        for n, segment in enumerate(segments):
+            if gram not in segment.filter:
+                continue
+            if norm:
+                low = segment.norm_low
+                high = segments[n + 1].norm_low if n + 1 < len(segments) else None
+            else:
+                low = segment.squash_low
+                high = segments[n + 1].squash_low if n + 1 < len(segments) else None
+            if high is None:
+                high = _chunk_of(self._norm_len if norm else self._squash_len)
+            for chunk in range(low, high + 1):
+                if (gram, chunk) in segment.filter:
+                    found[chunk] = None
+        return sorted(found)
+
     def _scan_text(self, probe: _Probe, limit: int) -> list[Hit]:
         key = str(probe.key)
-        if key[:_MIN_TEXT_ALNUM] not in self._filter:
+        chunks = self._chunks(key[:_MIN_TEXT_ALNUM], norm=True)
+        if not chunks:
             return []
         self._blobs()
         blob, starts = self._norm_blob, self._norm_starts
         needle = f" {key} "
         hits: list[Hit] = []
         pos = 0
-        while len(hits) < limit:
-            p = blob.find(needle, pos)
-            if p < 0:
-                break
-            i = bisect_right(starts, p) - 1
-            text = self._texts[i]
-            kind = self._region_kind(text, text.norm == key, probe)
-            hits.append(Hit(text.source, kind, _excerpt(text.norm, p - starts[i])))
-            pos = starts[i + 1] if i + 1 < len(starts) else len(blob)
+        for chunk in chunks:
+            # The token (after the needle's leading space) must start in this chunk.
+            low, high = (chunk << _CHUNK_BITS) - 1, ((chunk + 1) << _CHUNK_BITS) - 1
+            pos = max(pos, low)
+            while pos < high and len(hits) < limit:
+                p = blob.find(needle, pos, high + len(needle) - 1)
+                if p < 0:
+                    break
+                i = bisect_right(starts, p) - 1
+                text = self._texts[i]
+                kind = self._region_kind(text, text.norm == key, probe)
+                hits.append(Hit(text.source, kind, _excerpt(text.norm, p - starts[i])))
+                pos = starts[i + 1] if i + 1 < len(starts) else len(blob)
         return hits
 
     def _scan_squash(self, probe: _Probe, limit: int) -> tuple[list[Hit], bool]:
         key = str(probe.key)
-        if key[:_MIN_SQUASH_ALNUM] not in self._filter:
+        chunks = self._chunks(key[:_MIN_SQUASH_ALNUM], norm=False)
+        if not chunks:
             return [], False
         self._blobs()
         blob, starts = self._squash_blob, self._squash_starts
         hits: list[Hit] = []
         pos, misses = 0, 0
-        while len(hits) < limit:
-            p = blob.find(key, pos)
-            if p < 0:
-                break
-            i = bisect_right(starts, p) - 1
-            text = self._texts[i]
-            rel, end, tokens = p - starts[i], p - starts[i] + len(key), text.starts
-            k = bisect_right(tokens, rel) - 1
-            e = bisect_left(tokens, end)
-            next_region = starts[i + 1] if i + 1 < len(starts) else len(blob)
-            on_end = end == len(text.squashed) or (e < len(tokens) and tokens[e] == end)
-            if tokens[k] == rel and on_end:
-                kind = self._region_kind(text, text.squashed == key, probe)
-                hits.append(Hit(text.source, kind, _excerpt(text.norm, rel + k)))
-                pos = next_region
-                continue
-            misses += 1
-            if misses > _MAX_NEAR_MISSES:
-                note = f"too many near matches to check ({_MAX_NEAR_MISSES})"
-                hits.append(Hit(text.source, MatchKind.SUBSTRING, note))
-                return hits, True
-            # A match can only start where a token starts.
-            pos = starts[i] + tokens[k + 1] if k + 1 < len(tokens) else next_region
+        for chunk in chunks:
+            low, high = chunk << _CHUNK_BITS, (chunk + 1) << _CHUNK_BITS
+            pos = max(pos, low)
+            while pos < high and len(hits) < limit:
+                p = blob.find(key, pos, high + len(key) - 1)  # a match starting before high
+                if p < 0:
+                    break
+                i = bisect_right(starts, p) - 1
+                text = self._texts[i]
+                rel, end, tokens = p - starts[i], p - starts[i] + len(key), text.starts
+                k = bisect_right(tokens, rel) - 1
+                e = bisect_left(tokens, end)
+                next_region = starts[i + 1] if i + 1 < len(starts) else len(blob)
+                on_end = end == len(text.squashed) or (e < len(tokens) and tokens[e] == end)
+                if tokens[k] == rel and on_end:
+                    kind = self._region_kind(text, text.squashed == key, probe)
+                    hits.append(Hit(text.source, kind, _excerpt(text.norm, rel + k)))
+                    pos = next_region
+                    continue
+                misses += 1
+                if misses > _MAX_NEAR_MISSES:
+                    note = f"too many near matches to check ({_MAX_NEAR_MISSES})"
+                    hits.append(Hit(text.source, MatchKind.SUBSTRING, note))
+                    return hits, True
+                # A match can only start where a token starts.
+                pos = starts[i] + tokens[k + 1] if k + 1 < len(tokens) else next_region
         return hits, False
 
     def _maybe(self, probe: _Probe) -> bool:
         """False when ``probe`` certainly matches nothing here (no scan needed)."""
         key = probe.key
         if probe.family == _TEXT:
-            return str(key)[:_MIN_TEXT_ALNUM] in self._filter
+            return bool(self._chunks(str(key)[:_MIN_TEXT_ALNUM], norm=True))
         if probe.family == _SQUASH:
-            return str(key)[:_MIN_SQUASH_ALNUM] in self._filter
+            return bool(self._chunks(str(key)[:_MIN_SQUASH_ALNUM], norm=False))
         if probe.family == _NUMBER:
             d, digits = cast(tuple[Decimal, str | None], key)
             return (
@@ -733,12 +808,21 @@ def _unchecked(value: Value) -> Hit:
     return Hit(UNCHECKED_SOURCE, MatchKind.UNCHECKED, note)
 
 
-def _find(untrusted: TextIndex, trusted: TextIndex | None, value: Value) -> tuple[Hit, ...]:
+_Probes = tuple[tuple[_Probe, ...], bool]
+
+
+def _find(
+    untrusted: TextIndex,
+    trusted: TextIndex | None,
+    value: Value,
+    probes_of_value: _Probes | None = None,
+) -> tuple[Hit, ...]:
     """Hits for ``value`` in ``untrusted`` whose comparison does not also match in
-    ``trusted`` (same probe, same semantics), one per source, in probe order."""
+    ``trusted`` (same probe, same semantics), one per source, in probe order.
+    ``probes_of_value``: ``_probes(value)`` when the caller already has it."""
     if not untrusted._texts:
         return ()
-    probes, truncated = _probes(value)
+    probes, truncated = probes_of_value or _probes(value)
     hits: list[Hit] = []
     seen: set[str] = set()
     whole_atom_found = False
@@ -765,8 +849,9 @@ def _find(untrusted: TextIndex, trusted: TextIndex | None, value: Value) -> tupl
     return tuple(hits)
 
 
-def _appears(index: TextIndex, value: Value) -> bool:
+def _appears(index: TextIndex, value: Value, probes_of_value: _Probes | None = None) -> bool:
     """Whether any comparison of ``value`` certainly matches in ``index``."""
     if not index._texts:
         return False
-    return any(index._maybe(p) and index._contains(p) for p in _probes(value)[0])
+    probes, _ = probes_of_value or _probes(value)
+    return any(index._maybe(p) and index._contains(p) for p in probes)

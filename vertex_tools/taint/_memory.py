@@ -3,7 +3,9 @@
 Labels from the agent process can be under-reported by a compromised agent; what the
 broker served (issue bodies, rows, pages) cannot. :class:`TaintMemory` remembers those
 untrusted texts per ``(token_id, run_id)`` for ``ttl`` seconds and checks later
-requests of the same run against them, with the matching of ``_match.py``.
+requests of the same run against them, with the matching of ``_match.py``. The broker
+holds no trusted text, so nothing is cleared here: the policy weighs these hits with
+the agent's own labels (which do say what the user gave).
 
 Invariants and limits:
 
@@ -94,7 +96,8 @@ class TaintMemory:
                 run = self._runs[key] = _Run(self._max_bytes)
             self._runs.move_to_end(key)
             run.expire(now)
-            if run.index.size_bytes + _utf8_size(text) > self._max_bytes:
+            room = self._max_bytes - run.index.size_bytes
+            if len(text) > room or _utf8_size(text) > room:  # the first test saves encoding
                 run.overflow_until = max(run.overflow_until, now + self._ttl)
             elif run.index.add(text, source):
                 run.expiries.append(now + self._ttl)
