@@ -81,13 +81,19 @@ class SentValues:
 
 
 def _request_values(provider: str, facts: RequestFacts) -> set[str]:
-    return {
-        str(v)
-        for values in control_values(
-            provider, None, None, facts, query=facts.query, body=facts.body
-        ).values()
-        for v in values
-    }
+    found: set[str] = set()
+    for values in control_values(
+        provider, None, None, facts, query=facts.query, body=facts.body
+    ).values():
+        for value in values:
+            text = str(value)
+            found.add(text)
+            if provider == "supabase" and "." in text:
+                # A PostgREST filter "eq.tyrell-4410" or "in.(a,b)" sends its values.
+                operand = text.split(".", 1)[1]
+                found.add(operand)
+                found.update(v.strip('"') for v in operand.strip("()").split(","))
+    return found
 
 
 @dataclass(slots=True)

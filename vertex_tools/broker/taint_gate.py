@@ -35,7 +35,7 @@ from vertex_tools.broker.controls import UNCHECKED, control_values
 from vertex_tools.decision import Decision, Effect, Reason
 from vertex_tools.policy.facts import RequestFacts, Resolved
 from vertex_tools.policy.models import Grant
-from vertex_tools.providers.catalog import Operation
+from vertex_tools.providers.catalog import ARGUMENT_ALIASES, Operation
 from vertex_tools.taint import TaintMemory, TaintReport
 
 __all__ = ["RUN_HEADER", "TAINT_HEADER", "Finding", "GateResult", "read_report", "taint_gate"]
@@ -43,7 +43,7 @@ __all__ = ["RUN_HEADER", "TAINT_HEADER", "Finding", "GateResult", "read_report",
 TAINT_HEADER = "x-vertex-taint"
 RUN_HEADER = "x-vertex-run"
 _NO_RUN = "-"
-_WHOLE_TOKEN = "*"
+_EVERY_RUN = "*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +104,13 @@ def run_key(
     """The memory key of a request: its token and run (``-`` when the client names none;
     ``*`` for every request of the token when the grant's ``taint.scope`` is ``token``)."""
     if scope == "token":
-        return token_id, _WHOLE_TOKEN
+        return token_id, _EVERY_RUN
     run = report.run_id if report is not None else headers.get(RUN_HEADER, _NO_RUN)
     return token_id, run[:64] or _NO_RUN
+
+
+def _alias_in(name: str, arguments: set[str]) -> bool:
+    return any(control == name and arg in arguments for control, arg in ARGUMENT_ALIASES)
 
 
 def _preview(value: object) -> str:
@@ -138,6 +142,7 @@ def taint_gate(
     if report is not None:
         # Under scope "token" the broker's memory is authoritative: no claim clears it.
         trusted = set(report.trusted) if rules.scope == "run" else set()
+        trusted |= {name for name, arg in ARGUMENT_ALIASES if arg in trusted}
         for taint in report.tainted:
             reported.add(taint.argument)
             findings.append(
@@ -151,7 +156,7 @@ def taint_gate(
     for name, values in control_values(
         provider, operation, resolved, facts, query=query, body=body
     ).items():
-        if name in reported or name in trusted:
+        if name in reported or name in trusted or _alias_in(name, reported):
             continue
         if name == UNCHECKED:
             findings.append(Finding("(request)", ("too many values to check",), "", "broker"))

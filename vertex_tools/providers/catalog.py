@@ -20,6 +20,7 @@ from vertex_tools.decision import Decision
 from vertex_tools.policy.facts import RequestFacts, RiskClass
 
 __all__ = [
+    "ARGUMENT_ALIASES",
     "AmountSpec",
     "Catalog",
     "CheckContext",
@@ -27,6 +28,16 @@ __all__ = [
     "Operation",
     "PathTemplate",
 ]
+
+ARGUMENT_ALIASES = (
+    ("filter", "filters"),
+    ("intent", "payment_intent"),
+    ("q", "query"),
+    ("values", "rows"),
+)
+"""(catalog control name, tool argument name) where the toolkits spell a control
+argument differently from the catalog: the agent's taint report names tool
+arguments, the broker's checks name catalog controls."""
 
 _PARAM = re.compile(r"^\{([a-z_][a-z0-9_]*)\}\Z")
 # A final ``{name+}`` takes one or more segments (GitHub's file paths). Segments were

@@ -12,6 +12,8 @@ nothing: the answer decides its shape, not us.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -62,7 +64,17 @@ def _walk(value: Any, steps: list[str], budget: list[int]) -> Iterator[str]:
             for item in value.values():
                 yield from _walk(item, rest, budget)
     elif isinstance(value, dict) and step in value:
-        yield from _walk(value[step], rest, budget)
+        found = value[step]
+        if step == "content" and value.get("encoding") == "base64" and isinstance(found, str):
+            found = _decoded(found)
+        yield from _walk(found, rest, budget)
+
+
+def _decoded(text: str) -> str:
+    try:
+        return base64.b64decode("".join(text.split()), validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return text
 
 
 def untrusted_texts(payload: Any, paths: Iterable[str]) -> Iterator[tuple[str, str]]:

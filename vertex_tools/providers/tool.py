@@ -28,17 +28,11 @@ from vertex_tools.client import BrokerClient
 from vertex_tools.decision import Effect
 from vertex_tools.errors import BrokerRefused
 from vertex_tools.providers import get_catalog
+from vertex_tools.providers.catalog import ARGUMENT_ALIASES
 from vertex_tools.providers.fields import untrusted_texts
 from vertex_tools.taint import Source
 from vertex_tools.taint._callback import ProvenanceHandler, handler_for
 
-# Catalog control names spelled differently by a tool's arguments.
-_ARGUMENT_OF = (
-    ("filter", "filters"),
-    ("intent", "payment_intent"),
-    ("q", "query"),
-    ("values", "rows"),
-)
 RUN_HEADER = "X-Vertex-Run"
 TAINT_HEADER = "X-Vertex-Taint"
 
@@ -119,7 +113,7 @@ class VertexTool(BaseTool):
         op = get_catalog(self.provider).get(self.operation)
         fields = getattr(self.args_schema, "model_fields", {})
         control = set(op.control) if op is not None else set(fields)
-        control |= {arg for name, arg in _ARGUMENT_OF if name in control}
+        control |= {arg for name, arg in ARGUMENT_ALIASES if name in control}
         return tuple(name for name in fields if name in control)
 
     def _call(self, kwargs: dict[str, Any], handler: ProvenanceHandler | None) -> str:

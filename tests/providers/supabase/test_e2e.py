@@ -136,7 +136,10 @@ def test_select_is_capped_at_the_broker(
     assert intents[-2]["query"] == "select=id&limit=5000"
 
 
-def test_writes_through_every_tool(db: DB, editor: BrokerClient) -> None:
+def test_writes_through_every_tool(db: DB, supabase: SupabaseDeployment) -> None:
+    # A token of its own: the session's editor token has read rows naming "hooli", and
+    # the broker holds values it served to a token (outside any run) against its writes.
+    editor = supabase.client("editor")
     inserted = json.loads(
         InsertRowsTool(client=editor).invoke(
             {

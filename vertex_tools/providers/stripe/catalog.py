@@ -231,7 +231,8 @@ _OPERATIONS = (
         path="/v1/refunds",
         risk=RiskClass.MONEY,
         summary="Refund a charge or payment intent, in part (amount) or in full (no amount).",
-        control=("charge", "payment_intent", "amount", "currency", "reason", "customer"),
+        # "reason" is one of three fixed words: not a control (retrieved text names it often).
+        control=("charge", "payment_intent", "amount", "currency", "customer"),
         content=("metadata",),
         amount=AmountSpec(amount_field="amount", currency_field="currency", lookup=REFUND_LOOKUP),
         untrusted=_REFUND_UNTRUSTED,
