@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.conftest import Deployment
@@ -155,7 +156,7 @@ def test_a_held_request_goes_through_once_after_approval(
     client: BrokerClient = client_for("browser-approve")  # type: ignore[operator]
     client.get("echo", "/pages/invoice", headers=run("run-i"))
 
-    def pay(amount: int) -> object:
+    def pay(amount: int) -> httpx.Response:
         return client.post(
             "echo", "/items", json={"to": ATTACKER, "amount": amount}, headers=run("run-i")
         )

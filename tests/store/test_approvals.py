@@ -29,7 +29,11 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
 
 
 def held(
-    n: int = 1, *, digest: str = "d1", token: str = "tk_a", at: float = NOW
+    n: int = 1,
+    *,
+    digest: str = "d1",
+    token: str = "tk_a",  # noqa: S107
+    at: float = NOW,
 ) -> ApprovalRequest:
     return ApprovalRequest(
         approval_id=f"ap_{n:016d}",
