@@ -36,6 +36,7 @@ from urllib.parse import quote
 import sqlite_utils
 
 from vertex_tools._closing import Closing
+from vertex_tools.audit._backend import RawRow, Scan
 from vertex_tools.audit._entry import (
     GENESIS_HASH,
     HASH_SIZE,
@@ -316,6 +317,11 @@ class AuditLog(Closing):
         """The database file."""
         return self._path
 
+    @property
+    def location(self) -> str:
+        """The database file, for messages."""
+        return str(self._path)
+
     def log_id(self) -> bytes:
         """The 16 random bytes made once when the file was created."""
         return self._log_id
@@ -372,6 +378,24 @@ class AuditLog(Closing):
             yield self._conn
         finally:
             _end_transaction(self._conn)
+
+    @contextmanager
+    def _scan(self, batch: int) -> Iterator[Scan]:
+        """Every row in seq order inside one read transaction (see ``AuditBackend``)."""
+        with self._snapshot() as conn:
+            try:
+                total: int = conn.execute("SELECT count(*) FROM audit_log").fetchone()[0]
+                cursor = conn.execute(f"{_SELECT_ROWS} ORDER BY seq")
+
+                def batches() -> Iterator[list[RawRow]]:
+                    while rows := cursor.fetchmany(batch):
+                        yield rows
+
+                yield total, batches()
+            except sqlite3.Error as exc:
+                raise AuditUnavailable(
+                    f"cannot read audit log {self._path}: {_describe(exc)}"
+                ) from exc
 
     # -- lifetime -----------------------------------------------------------
 
