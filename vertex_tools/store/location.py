@@ -140,6 +140,15 @@ class PostgresLocation:
     home: Home
     dsn: PostgresDsn
 
+    def __post_init__(self) -> None:
+        """Fail with the fix when the ``postgres`` extra (psycopg) is not installed."""
+        try:
+            import psycopg  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError(
+                f"--store {self.dsn.redacted} needs psycopg: pip install 'vertex-tools[postgres]'"
+            ) from exc
+
     @property
     def shared(self) -> bool:
         """Replicas share it."""
