@@ -18,8 +18,10 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
+import psycopg
 import pytest
 
 from tests.conftest import SECRET, test_policy
@@ -48,7 +50,7 @@ class Team:
     """Two data directories, one database, two running brokers."""
 
     url: str = field(repr=False)
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)
     homes: tuple[Path, Path]
     brokers: tuple[LocalBroker, LocalBroker]
     request_ids: list[str] = field(default_factory=list)
@@ -71,13 +73,17 @@ class Team:
         issued = json.loads(done.stdout)
         return str(issued["id"]), str(issued["token"])
 
-    def call(self, replica: int, token: str, method: str, path: str, **kw: object) -> str:
-        """One signed request through ``replica``; returns "ok" or the refusal reason."""
+    def call(
+        self, replica: int, token: str, method: str, path: str, audited: bool = True, **kw: object
+    ) -> str:
+        """One signed request through ``replica``; returns "ok" or the refusal reason.
+        Its request id is kept for the audit test unless ``audited`` is False."""
         url = self.brokers[replica].url
         assert url is not None
         with httpx.Client(base_url=url, auth=VertexAuth(token), timeout=30) as client:
             response = client.request(method, f"/proxy/echo{path}", **kw)  # type: ignore[arg-type]
-        self.request_ids.append(response.headers["vertex-request-id"])
+        if audited:
+            self.request_ids.append(response.headers["vertex-request-id"])
         if response.headers.get("vertex-decision") == "allow":
             return "ok"
         return str(response.json()["error"]["reason"])
@@ -190,6 +196,49 @@ def test_a_pushed_policy_reaches_every_replica(team: Team, upstream: EchoServer)
     assert refused.returncode == 1 and "bad.toml" in refused.stderr
 
 
+def cut_connections(team: Team, admin: str, replica: int, *, refuse_new: bool = False) -> int:
+    """Terminate ``replica``'s database connections (as a failover would); with
+    ``refuse_new``, also refuse new ones until ``allow_connections``."""
+    dbname = urlsplit(team.url).path.lstrip("/")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if refuse_new:
+            conn.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS false'.encode())
+        row = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = %s AND application_name LIKE %s",
+            (dbname, f"% pid={team.brokers[replica].pid}"),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def allow_connections(team: Team, admin: str) -> None:
+    dbname = urlsplit(team.url).path.lstrip("/")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS true'.encode())
+
+
+def test_a_replica_reconnects_and_without_its_database_fails_closed(
+    team: Team, upstream: EchoServer, pg_cluster: PostgresCluster
+) -> None:
+    _, token = team.issue("echo-writer")
+    # Its store, vault, policy and audit-writer connections all cut at once:
+    # the next request reconnects each of them and is served.
+    assert cut_connections(team, pg_cluster.conninfo, 0) >= 4
+    assert team.call(0, token, "GET", "/items/1") == "ok"
+    # With no database at all, nothing can be audited, so nothing is forwarded.
+    forwarded = len(upstream.received)
+    cut_connections(team, pg_cluster.conninfo, 0, refuse_new=True)
+    try:
+        refused = team.call(0, token, "GET", "/items/1", audited=False)
+    finally:
+        allow_connections(team, pg_cluster.conninfo)
+    assert refused == "audit_unavailable"
+    assert len(upstream.received) == forwarded
+    assert team.call(0, token, "GET", "/items/1") == "ok"
+    assert team.call(1, token, "GET", "/items/1") == "ok"  # the other replica never noticed
+
+
 def test_the_audit_log_is_one_chain_with_every_request_once(team: Team, tmp_path: Path) -> None:
     verified = team.vertex(1, "audit", "verify", "--json")
     assert verified.returncode == 0, verified.stderr
@@ -207,7 +256,7 @@ def test_the_audit_log_is_one_chain_with_every_request_once(team: Team, tmp_path
         records = list(log.records())
     intents = Counter(r.data.get("request_id") for r in records if r.kind is EntryKind.INTENT)
     outcomes = Counter(r.data.get("request_id") for r in records if r.kind is EntryKind.OUTCOME)
-    assert len(team.request_ids) == len(set(team.request_ids)) >= 59  # every call above
+    assert len(team.request_ids) == len(set(team.request_ids)) >= 62  # every call above
     for request_id in team.request_ids:
         assert (intents[request_id], outcomes[request_id]) == (1, 1), request_id
     assert set(intents) == set(outcomes)  # no intent without its outcome, nor the reverse

@@ -3,18 +3,21 @@
 - psycopg errors never escape: :meth:`PgConnection.error` turns them into the
   caller's error type (``StoreError``, ``AuditUnavailable``) ``from`` the
   original, with the password scrubbed from the message.
-- A connection that breaks (the server restarted, a failover) is replaced on
-  the next call; the call that saw it break fails, as it must, since what it
-  wrote may or may not have been committed.
+- A connection found broken when a transaction begins (the server restarted,
+  a failover, an idle connection cut) is replaced and the transaction begun
+  again: nothing of it had reached the server. A connection that breaks
+  later, mid-transaction, fails that call (what it wrote may or may not be
+  committed) and is replaced on the next.
 - Transactions run at READ COMMITTED; the code that needs mutual exclusion
   says so with row locks or :func:`advisory_lock`, named per use below.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import psycopg
 
@@ -75,11 +78,15 @@ class PgConnection:
         what: str,
         application_name: str = "vertex_tools",
     ) -> None:
-        """Connect now, so a wrong URL or a down server fails at start, not on first use."""
+        """Connect now, so a wrong URL or a down server fails at start, not on first use.
+
+        ``application_name`` (with this process's id added) is what
+        ``pg_stat_activity`` shows: which broker holds which connection.
+        """
         self.dsn = dsn
         self._error = error
         self._what = what
-        self._application_name = application_name
+        self._application_name = f"{application_name} pid={os.getpid()}"
         self._lock = threading.RLock()
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         with self._lock:
@@ -101,18 +108,35 @@ class PgConnection:
         """The caller's error type for ``exc``, naming the database without its password."""
         return self._error(f"{doing} {self.dsn.redacted}: {self.dsn.scrub(describe(exc))}")
 
+    def _live(self) -> psycopg.Connection[tuple[object, ...]]:
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            if conn is not None:
+                conn.close()
+            conn = self._connect()
+        return conn
+
+    def _begin(self, stack: ExitStack) -> PgCursor:
+        """BEGIN, on a new connection if the current one turns out to be dead."""
+        for attempt in (1, 2):
+            conn = self._live()
+            try:
+                stack.enter_context(conn.transaction())
+            except psycopg.OperationalError:
+                if attempt == 1 and conn.broken:
+                    continue  # lost before this transaction sent anything: safe to redo
+                raise
+            return stack.enter_context(conn.cursor())
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
     @contextmanager
     def transaction(self) -> Iterator[PgCursor]:
-        """One transaction on the (re)connected connection; psycopg errors become ours."""
+        """One transaction (committed when the block ends, rolled back if it raises);
+        psycopg errors become the caller's error type."""
         with self._lock:
-            conn = self._conn
-            if conn is None or conn.closed or conn.broken:
-                if conn is not None:
-                    conn.close()
-                conn = self._connect()
             try:
-                with conn.transaction(), conn.cursor() as cur:
-                    yield cur
+                with ExitStack() as stack:
+                    yield self._begin(stack)
             except psycopg.Error as exc:
                 raise self.error(self._what, exc) from exc
 
