@@ -127,3 +127,24 @@ def test_admission_updates_last_used(store: StateStore) -> None:
     assert store.admit(Admission(issued.record.token_id, NOW + 3)).admitted
     record = store.get_token(issued.record.token_id)
     assert record is not None and record.last_used == NOW + 3
+
+
+def _rate_hammer(where: str, n: int, out: multiprocessing.Queue[int]) -> None:
+    s = open_store(where)
+    bucket = RateKey("grant:g", Rate(10, 3600), "grants.g.rate.per_grant")
+    admitted = sum(s.admit(Admission("t", NOW, rates=(bucket,))).admitted for _ in range(n))
+    s.close()
+    out.put(admitted)
+
+
+def test_concurrent_processes_never_pass_a_rate_limit_together(store_where: str) -> None:
+    queue: multiprocessing.Queue[int] = multiprocessing.Queue()
+    procs = [
+        multiprocessing.Process(target=_rate_hammer, args=(store_where, 10, queue))
+        for _ in range(4)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert sum(queue.get(timeout=5) for _ in procs) == 10  # the burst, shared by all four

@@ -176,9 +176,9 @@ class PostgresStore(Closing):
                     return outcome
                 new_tats.append((bucket.key, outcome))
             spend = admission.spend
-            if spend is not None:
-                advisory_lock(cur, LOCK_SPEND, f"{spend.grant}\n{spend.currency}")
             if spend is not None and spend.per_day is not None:
+                # Held to commit: the next reservation's sum then includes this one.
+                advisory_lock(cur, LOCK_SPEND, f"{spend.grant}\n{spend.currency}")
                 used = self._used(cur, spend.grant, spend.currency, now - _WINDOW)
                 if used + spend.amount > spend.per_day:
                     return AdmissionResult(
