@@ -34,7 +34,7 @@ from vertex_tools.broker.policy_source import (
 )
 from vertex_tools.broker.reconcile import HOST, Orphan, find_orphans
 from vertex_tools.decision import Reason
-from vertex_tools.errors import ConfigError, InvalidCiphertext
+from vertex_tools.errors import ConfigError, InvalidCiphertext, StoreError
 from vertex_tools.home import Home
 from vertex_tools.policy import LoadedPolicy
 from vertex_tools.policy.durations import parse_duration
@@ -252,9 +252,14 @@ class Runtime:
         stamp = await self.db(self._policy.stamp)
         if not force and stamp == self._policy_stamp:
             return False
-        self._policy_stamp = stamp
+        previous, self._policy_stamp = self._policy_stamp, stamp
         try:
             loaded = await self.db(self._policy.load)
+        except StoreError:
+            # The database did not answer: not a verdict on the policy, so look again
+            # next tick instead of serving the old one until the next push.
+            self._policy_stamp = previous
+            raise
         except ConfigError as exc:
             log.error("policy reload refused, still serving %s: %s", self.loaded.digest[:16], exc)
             await self.audit.append(
