@@ -105,3 +105,17 @@ def test_store_mistakes_are_refused_with_the_fix_and_no_password(tmp_path: Path)
     assert "cannot connect" in down.stderr and "hunter2" not in down.stderr
     policy = shared("serve", "--policy", "p.toml", code=2)
     assert "vertex policy push" in policy.stderr
+
+
+def test_a_broker_refuses_a_database_newer_than_it_knows(url: str, tmp_path: Path) -> None:
+    vertex = Vertex(tmp_path / "home", url)
+    vertex("init")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO schema_version VALUES (999, 'from the future', 0, 'x')")
+    refused = vertex("serve", "--listen", "127.0.0.1:0", code=3)
+    assert "schema version 999" in refused.stderr and "upgrade vertex_tools" in refused.stderr
+
+
+def test_the_demo_never_touches_a_shared_store(tmp_path: Path) -> None:
+    refused = Vertex(tmp_path / "home", "postgresql://u@db/x")("demo", code=2)
+    assert "drop --store" in refused.stderr
