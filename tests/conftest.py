@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.pg import PostgresCluster
 from vertex_tools.admin import Admin
 from vertex_tools.audit import AuditLog, AuditRecord, EntryKind
 from vertex_tools.demo.echo import EchoServer
@@ -148,3 +149,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, upstream: EchoServer) -
 def broker(deployment: Deployment) -> Iterator[LocalBroker]:
     with deployment.broker() as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL cluster for the whole session, started on first use."""
+    with PostgresCluster() as cluster:
+        yield cluster

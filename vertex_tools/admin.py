@@ -15,15 +15,17 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from vertex_tools._closing import Closing
-from vertex_tools.audit import AuditLog, EntryKind
+from vertex_tools.audit import EntryKind
 from vertex_tools.errors import ApprovalError, ConfigError, TokenError, VertexError
 from vertex_tools.home import ENV_MASTER_KEY, Home
 from vertex_tools.policy import LoadedPolicy
 from vertex_tools.policy.durations import parse_duration
-from vertex_tools.store import ApprovalRecord, ApprovalState, SqliteStore
+from vertex_tools.store import ApprovalRecord, ApprovalState
+from vertex_tools.store.location import PostgresLocation, SqliteLocation, StoreLocation
 from vertex_tools.tokens import (
     PREFIX,
     IssuedToken,
@@ -33,6 +35,7 @@ from vertex_tools.tokens import (
     parse_token,
 )
 from vertex_tools.vault import MasterKey, Vault, VaultEntryInfo, load_keyring, rotate_key_file
+from vertex_tools.vault._rows import VaultRows
 
 __all__ = ["Admin"]
 
@@ -40,24 +43,39 @@ T = TypeVar("T")
 
 
 class Admin(Closing):
-    """Opens the data directory's databases for one operator session."""
+    """Opens the deployment's databases for one operator session.
+
+    ``store`` is where the state lives (default: SQLite in ``home``); with a
+    shared PostgreSQL store, every replica sees the action at once.
+    """
 
     def __init__(
-        self, home: Home, environ: Mapping[str, str], *, clock: Callable[[], float] = time.time
+        self,
+        home: Home,
+        environ: Mapping[str, str],
+        *,
+        clock: Callable[[], float] = time.time,
+        store: StoreLocation | None = None,
     ) -> None:
-        home.require()
+        self.location = store if store is not None else SqliteLocation(home)
+        self.location.require()
         self.home = home
         self.environ = environ
         self.clock = clock
-        self.store = SqliteStore(home.state_db)
-        self.audit = AuditLog(home.audit_db, clock=clock)
+        self.store = self.location.open_state()
+        try:
+            self.audit = self.location.open_audit(clock=clock)
+        except BaseException:
+            self.store.close()
+            raise
         self._vault: Vault | None = None
 
     @property
     def vault(self) -> Vault:
         """The vault, opened on first use (it needs the master key)."""
         if self._vault is None:
-            self._vault = Vault(self.home.state_db, load_keyring(self.home.root, self.environ))
+            keyring = load_keyring(self.home.root, self.environ)
+            self._vault = self.location.open_vault(keyring)
         return self._vault
 
     def _audit(self, action: str, **data: Any) -> None:
@@ -124,13 +142,37 @@ class Admin(Closing):
             )
         self.vault.close()
         self._vault = None
-        home = self.home
+        home, location = self.home, self.location
+        rows: Path | VaultRows = home.state_db
+        if isinstance(location, PostgresLocation):
+            from vertex_tools.store.pg_vault import PostgresVaultRows
+
+            rows = PostgresVaultRows(location.dsn)
         return self._audited(
             "vault_rotate_key",
-            lambda: rotate_key_file(home.root, home.state_db),
+            lambda: rotate_key_file(home.root, rows),
             old_key_id=old_id,
             source="key file",
         )
+
+    # policy (shared store) ----------------------------------------------------------------
+
+    def policy_push(self, loaded: LoadedPolicy, source: bytes) -> int:
+        """Store a validated policy as the newest version every replica serves."""
+        policies = self.location.policies()
+        if policies is None:
+            raise ConfigError(
+                "policy push needs a shared store (--store postgresql://... or VERTEX_STORE); "
+                f"with SQLite the broker serves {self.home.policy} (or --policy FILE)"
+            )
+        now = self.clock()
+        with policies:
+            return self._audited(
+                "policy_push",
+                lambda: policies.push(source, loaded.digest, now=now, by=_actor()),
+                policy=loaded.path,
+                digest=loaded.digest,
+            )
 
     # tokens ------------------------------------------------------------------------------
 

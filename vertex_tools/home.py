@@ -8,6 +8,10 @@
     audit.db          the hash-chained audit log
     logs/             the local broker's output
 
+With ``--store postgresql://...`` (``VERTEX_STORE``) the state, the vault, the
+audit log and the policy live in that shared database instead
+(``vertex_tools.store.location``); the keys stay here.
+
 The checkpoint key is a file of its own, not derived from the master key or
 stored in a database, so a stolen database cannot forge checkpoints.
 """
@@ -20,8 +24,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vertex_tools.errors import HomeError
+
+if TYPE_CHECKING:
+    from vertex_tools.store.location import StoreLocation
 
 __all__ = ["Home", "init_home"]
 
@@ -79,14 +87,17 @@ class Home:
         """Log directory of the local broker."""
         return self.root / "logs"
 
-    def require(self) -> None:
-        """Raise :class:`HomeError` unless this is an initialised data directory."""
+    def require(self, *, databases: bool = True) -> None:
+        """Raise :class:`HomeError` unless this is an initialised data directory.
+
+        ``databases=False`` skips the SQLite files (a shared database holds the state).
+        """
         if not self.root.is_dir():
             raise HomeError(
                 f"no data directory at {self.root}: run `vertex init --home {self.root}` "
                 f"or set {ENV_HOME}"
             )
-        if not self.state_db.exists() or not self.audit_db.exists():
+        if databases and (not self.state_db.exists() or not self.audit_db.exists()):
             raise HomeError(f"{self.root} is not initialised: run `vertex init --home {self.root}`")
         mode = stat.S_IMODE(self.root.stat().st_mode)
         if mode & 0o022:
@@ -101,12 +112,15 @@ def policy_template() -> str:
     return (resources.files("vertex_tools") / "templates" / "policy.toml").read_text("utf-8")
 
 
-def init_home(home: Home, *, environ: Mapping[str, str]) -> list[str]:
-    """Create what is missing in ``home``; return what was created. Never overwrites."""
+def init_home(
+    home: Home, *, environ: Mapping[str, str], store: StoreLocation | None = None
+) -> list[str]:
+    """Create what is missing in ``home`` and ``store`` (default: SQLite in ``home``);
+    return what was created or migrated. Never overwrites."""
     # Imported here to keep `vertex --help` fast.
-    from vertex_tools.audit import AuditLog, CheckpointKey
-    from vertex_tools.store import SqliteStore
-    from vertex_tools.vault import MasterKey, Vault, load_keyring, write_key_file
+    from vertex_tools.audit import CheckpointKey
+    from vertex_tools.store.location import SqliteLocation
+    from vertex_tools.vault import MasterKey, load_keyring, write_key_file
 
     created: list[str] = []
     if not home.root.exists():
@@ -124,12 +138,14 @@ def init_home(home: Home, *, environ: Mapping[str, str]) -> list[str]:
     if not home.policy.exists():
         home.policy.write_text(policy_template(), encoding="utf-8")
         created.append(str(home.policy))
-    new_db = not home.state_db.exists()
-    SqliteStore(home.state_db).close()
-    Vault(home.state_db, load_keyring(home.root, environ)).close()
-    if new_db:
-        created.append(str(home.state_db))
-    if not home.audit_db.exists():
-        AuditLog(home.audit_db).close()
-        created.append(str(home.audit_db))
+    load_keyring(home.root, environ)  # a malformed key fails here, not at first use
+    location = store if store is not None else SqliteLocation(home)
+    created.extend(location.initialise(actor=_actor()))
     return created
+
+
+def _actor() -> str:
+    try:
+        return os.getlogin()
+    except OSError:
+        return str(os.getuid())

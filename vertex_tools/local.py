@@ -27,6 +27,7 @@ from types import TracebackType
 from vertex_tools.client import BrokerClient
 from vertex_tools.errors import BrokerUnavailable
 from vertex_tools.home import Home
+from vertex_tools.store.location import resolve_store
 
 __all__ = ["LocalBroker", "local_broker"]
 
@@ -58,7 +59,9 @@ class LocalBroker:
 
     def start(self, timeout: float = 20.0) -> str:
         """Start the broker and wait until it serves; return its URL."""
-        self.home.require()
+        # VERTEX_STORE in ``env`` may put the state in a shared database; the broker
+        # process resolves it the same way.
+        resolve_store(None, self.env, self.home).require()
         run = self.home.logs
         run.mkdir(mode=0o700, exist_ok=True)
         ready = run / f"ready-{os.getpid()}-{id(self)}.json"

@@ -26,6 +26,7 @@ import psycopg
 from aiohttp import web
 from langchain_core.tools import BaseTool, tool
 
+from tests.pg import PostgresCluster
 from tests.providers.github.conftest import TOKEN as GITHUB_TOKEN
 from tests.providers.github.conftest import seed as seed_github
 from tests.providers.github.openapi import OpenAPI
@@ -33,7 +34,6 @@ from tests.providers.github.standin import GitHubStandIn
 from tests.providers.stripe.conftest import STRIPE_KEY
 from tests.providers.stripe.standin import LocalStripe, StripeData
 from tests.providers.supabase.conftest import SCHEMA, SUPABASE_KEY
-from tests.providers.supabase.pg import PostgresCluster
 from tests.providers.supabase.postgrest import PostgrestStandIn
 from vertex_tools import GitHubToolkit, StripeToolkit, SupabaseToolkit
 from vertex_tools.admin import Admin

@@ -1,148 +1,177 @@
-"""Approvals and agent idempotency keys in the state store: the rules a held request
-and an SDK's retried POST rely on, on a real SQLite file, across threads."""
+"""Approvals, as ``StateStore`` states them, on both backends: held, decided by a
+human, used exactly once; and idempotency keys: NEW, SAME, CONFLICT."""
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from tests.store.conftest import open_store
 from vertex_tools.errors import ApprovalError
-from vertex_tools.store import (
-    ApprovalRequest,
-    ApprovalState,
-    IdempotencyClaim,
-    SqliteStore,
-)
+from vertex_tools.store import StateStore
+from vertex_tools.store.base import ApprovalRequest, ApprovalState, IdempotencyClaim
 
-NOW = time.time()  # get/list judge expiry by the wall clock
+TTL = 600.0
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "vertex.db")
-    yield s
-    s.close()
-
-
-def held(
-    n: int = 1,
-    *,
-    digest: str = "d1",
-    token: str = "tk_a",  # noqa: S107
-    at: float = NOW,
-) -> ApprovalRequest:
+def held(digest: str = "d1", now: float | None = None) -> ApprovalRequest:
+    start = time.time() if now is None else now
     return ApprovalRequest(
-        approval_id=f"ap_{n:016d}",
-        token_id=token,
+        approval_id=f"ap_{secrets.token_hex(6)}",
+        token_id="tk_a",
         grant="payer",
         digest=digest,
-        created=at,
-        expires=at + 3600,
-        request={"method": "POST", "path": "/v1/refunds", "amount": 500},
-        taint=({"argument": "charge", "sources": ["stripe customers.retrieve description"]},),
+        created=start,
+        expires=start + TTL,
+        request={"method": "POST", "upstream": "stripe", "path": "/v1/refunds", "amount": 500},
+        taint=({"argument": "charge", "source": "issue #7"},),
     )
 
 
-def test_a_new_request_is_held_pending_and_asking_again_finds_the_same(store: SqliteStore) -> None:
-    first = store.approval_gate(held(1), NOW)
+def test_a_new_request_is_held_pending_and_returned_again_while_pending(
+    store: StateStore,
+) -> None:
+    now = time.time()
+    first = store.approval_gate(held(now=now), now)
     assert first.state is ApprovalState.PENDING
-    assert first.request["amount"] == 500 and first.taint[0]["argument"] == "charge"
-    second = store.approval_gate(held(2), NOW + 1)
-    assert second.approval_id == first.approval_id, "one pending approval per exact request"
-    assert [a.approval_id for a in store.list_approvals(ApprovalState.PENDING)] == [
-        first.approval_id
-    ]
+    assert first.request["amount"] == 500 and first.taint[0]["source"] == "issue #7"
+    again = store.approval_gate(held(now=now + 1), now + 1)  # same token and digest
+    assert again.approval_id == first.approval_id and again.state is ApprovalState.PENDING
+    other = store.approval_gate(held(digest="d2", now=now), now)
+    assert other.approval_id != first.approval_id
+    assert store.get_approval(first.approval_id) == first
 
 
-def test_an_approval_is_used_once(store: SqliteStore) -> None:
-    store.approval_gate(held(1), NOW)
-    approved = store.decide_approval(
-        "ap_0000000000000001", approve=True, now=NOW + 5, by="ops", note="ok"
+def test_an_approval_is_used_once_then_a_retry_is_held_anew(store: StateStore) -> None:
+    now = time.time()
+    pending = store.approval_gate(held(now=now), now)
+    decided = store.decide_approval(
+        pending.approval_id, approve=True, now=now + 5, by="alice", note="ok"
     )
-    assert approved.state is ApprovalState.APPROVED and approved.decided_by == "ops"
-    used = store.approval_gate(held(2), NOW + 6)
-    assert used.state is ApprovalState.USED and used.approval_id == approved.approval_id
-    again = store.approval_gate(held(3), NOW + 7)
-    assert again.state is ApprovalState.PENDING and again.approval_id == "ap_0000000000000003"
+    assert decided.state is ApprovalState.APPROVED
+    assert (decided.decided, decided.decided_by, decided.note) == (now + 5, "alice", "ok")
+    assert decided.expires == pytest.approx(now + 5 + TTL)  # a fresh window from the decision
+    used = store.approval_gate(held(now=now + 6), now + 6)
+    assert used.approval_id == pending.approval_id and used.state is ApprovalState.USED
+    assert used.used == now + 6
+    retry = store.approval_gate(held(now=now + 7), now + 7)
+    assert retry.state is ApprovalState.PENDING and retry.approval_id != pending.approval_id
 
 
-def test_an_approval_binds_the_token_and_the_exact_request(store: SqliteStore) -> None:
-    store.approval_gate(held(1), NOW)
-    store.decide_approval("ap_0000000000000001", approve=True, now=NOW, by="ops", note=None)
-    other_request = store.approval_gate(held(2, digest="d2"), NOW + 1)
-    other_token = store.approval_gate(held(3, token="tk_b"), NOW + 1)
-    assert other_request.state is ApprovalState.PENDING
-    assert other_token.state is ApprovalState.PENDING
-    assert store.approval_gate(held(4), NOW + 2).state is ApprovalState.USED
+def test_a_denied_request_stays_denied(store: StateStore) -> None:
+    now = time.time()
+    pending = store.approval_gate(held(now=now), now)
+    store.decide_approval(pending.approval_id, approve=False, now=now + 1, by="bob", note=None)
+    again = store.approval_gate(held(now=now + 2), now + 2)
+    assert again.approval_id == pending.approval_id and again.state is ApprovalState.DENIED
 
 
-def test_a_denied_request_stays_denied(store: SqliteStore) -> None:
-    store.approval_gate(held(1), NOW)
-    store.decide_approval("ap_0000000000000001", approve=False, now=NOW, by="ops", note="no")
-    denied = store.approval_gate(held(2), NOW + 1)
-    assert denied.state is ApprovalState.DENIED and denied.note == "no"
-
-
-def test_only_a_pending_approval_can_be_decided(store: SqliteStore) -> None:
+def test_deciding_refuses_unknown_decided_and_expired(store: StateStore) -> None:
+    now = time.time()
     with pytest.raises(ApprovalError, match="no approval"):
-        store.decide_approval("ap_missing", approve=True, now=NOW, by="ops", note=None)
-    store.approval_gate(held(1), NOW)
-    store.decide_approval("ap_0000000000000001", approve=False, now=NOW, by="ops", note=None)
-    with pytest.raises(ApprovalError, match="is denied, not pending"):
-        store.decide_approval("ap_0000000000000001", approve=True, now=NOW, by="ops", note=None)
+        store.decide_approval("ap_nope", approve=True, now=now, by="a", note=None)
+    pending = store.approval_gate(held(now=now), now)
+    store.decide_approval(pending.approval_id, approve=True, now=now, by="a", note=None)
+    with pytest.raises(ApprovalError, match="approved, not pending"):
+        store.decide_approval(pending.approval_id, approve=False, now=now, by="a", note=None)
+    old = store.approval_gate(held(digest="old", now=now - 2 * TTL), now - 2 * TTL)
+    with pytest.raises(ApprovalError, match="expired, not pending"):
+        store.decide_approval(old.approval_id, approve=True, now=now, by="a", note=None)
+    found = store.get_approval(old.approval_id)
+    assert found is not None and found.state is ApprovalState.EXPIRED
+    assert store.get_approval("ap_nope") is None
 
 
-def test_expired_approvals_are_neither_decided_nor_used(store: SqliteStore) -> None:
-    old = NOW - 7200
-    store.approval_gate(held(1, at=old), old)
-    assert store.get_approval("ap_0000000000000001").state is ApprovalState.EXPIRED  # type: ignore[union-attr]
-    with pytest.raises(ApprovalError, match="expired"):
-        store.decide_approval("ap_0000000000000001", approve=True, now=NOW, by="ops", note=None)
-    fresh = store.approval_gate(held(2), NOW)
-    assert fresh.approval_id == "ap_0000000000000002" and fresh.state is ApprovalState.PENDING
+def test_an_expired_approval_is_not_used_and_the_request_is_held_anew(store: StateStore) -> None:
+    now = time.time()
+    pending = store.approval_gate(held(now=now), now)
+    store.decide_approval(pending.approval_id, approve=True, now=now, by="a", note=None)
+    late = now + 2 * TTL
+    fresh = store.approval_gate(held(now=late), late)
+    assert fresh.state is ApprovalState.PENDING and fresh.approval_id != pending.approval_id
 
 
-def test_an_approval_unused_past_its_window_expires(store: SqliteStore) -> None:
-    store.approval_gate(held(1), NOW)
-    store.decide_approval("ap_0000000000000001", approve=True, now=NOW, by="ops", note=None)
-    late = store.approval_gate(held(2, at=NOW + 3601), NOW + 3601)
-    assert late.state is ApprovalState.PENDING and late.approval_id == "ap_0000000000000002"
+def test_list_is_newest_first_and_filters_by_state(store: StateStore) -> None:
+    now = time.time()
+    a = store.approval_gate(held(digest="a", now=now), now)
+    b = store.approval_gate(held(digest="b", now=now + 1), now + 1)
+    store.decide_approval(a.approval_id, approve=False, now=now + 2, by="x", note=None)
+    assert [r.approval_id for r in store.list_approvals()] == [b.approval_id, a.approval_id]
+    assert [r.approval_id for r in store.list_approvals(ApprovalState.PENDING)] == [b.approval_id]
+    assert [r.approval_id for r in store.list_approvals(ApprovalState.DENIED)] == [a.approval_id]
 
 
-def test_two_retries_racing_use_an_approval_once(tmp_path: Path) -> None:
-    path = tmp_path / "vertex.db"
-    with SqliteStore(path) as setup:
-        setup.approval_gate(held(1), NOW)
-        setup.decide_approval("ap_0000000000000001", approve=True, now=NOW, by="ops", note=None)
-    stores = [SqliteStore(path) for _ in range(8)]
-    barrier = threading.Barrier(len(stores))
-    states: list[ApprovalState] = []
+def _use_from_thread(where: str, start: threading.Barrier, out: list[ApprovalState]) -> None:
+    s = open_store(where)
+    try:
+        start.wait()
+        now = time.time()
+        out.append(s.approval_gate(held(now=now), now).state)
+    finally:
+        s.close()
 
-    def retry(i: int) -> None:
-        barrier.wait()
-        states.append(stores[i].approval_gate(held(10 + i), NOW + 1).state)
 
-    threads = [threading.Thread(target=retry, args=(i,)) for i in range(len(stores))]
+def test_concurrent_callers_never_both_use_one_approval(store_where: str) -> None:
+    s = open_store(store_where)
+    now = time.time()
+    pending = s.approval_gate(held(now=now), now)
+    s.decide_approval(pending.approval_id, approve=True, now=now, by="a", note=None)
+    s.close()
+    results: list[ApprovalState] = []
+    start = threading.Barrier(6)
+    threads = [
+        threading.Thread(target=_use_from_thread, args=(store_where, start, results))
+        for _ in range(6)
+    ]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
-    for s in stores:
+        t.join(30)
+    assert len(results) == 6
+    assert results.count(ApprovalState.USED) == 1
+    assert results.count(ApprovalState.PENDING) == 5  # every other caller: held anew (once)
+    s = open_store(store_where)
+    assert len(s.list_approvals(ApprovalState.PENDING)) == 1
+    s.close()
+
+
+def test_idempotency_key_new_same_conflict_and_expiry(store: StateStore) -> None:
+    now = 1_800_000_000.0
+    assert store.claim_idempotency("tk_a", "k1", "d1", now, 60) is IdempotencyClaim.NEW
+    assert store.claim_idempotency("tk_a", "k1", "d1", now + 1, 60) is IdempotencyClaim.SAME
+    assert store.claim_idempotency("tk_a", "k1", "d2", now + 1, 60) is IdempotencyClaim.CONFLICT
+    # Keys are per token: another token's k1 is its own.
+    assert store.claim_idempotency("tk_b", "k1", "d2", now + 1, 60) is IdempotencyClaim.NEW
+    # Past its ttl the key is free again, for any request.
+    assert store.claim_idempotency("tk_a", "k1", "d2", now + 61, 60) is IdempotencyClaim.NEW
+    assert store.claim_idempotency("tk_a", "k1", "d2", now + 62, 60) is IdempotencyClaim.SAME
+    store.prune(now + 200)
+    assert store.claim_idempotency("tk_a", "k1", "d1", now + 201, 60) is IdempotencyClaim.NEW
+
+
+def _claim_from_thread(
+    where: str, start: threading.Barrier, digest: str, out: list[IdempotencyClaim]
+) -> None:
+    s = open_store(where)
+    try:
+        start.wait()
+        out.append(s.claim_idempotency("tk_a", "race", digest, 1_800_000_000.0, 60))
+    finally:
         s.close()
-    assert states.count(ApprovalState.USED) == 1
-    assert states.count(ApprovalState.PENDING) == len(stores) - 1
 
 
-def test_an_idempotency_key_is_bound_to_its_request(store: SqliteStore) -> None:
-    assert store.claim_idempotency("tk_a", "k1", "d1", NOW, 60) is IdempotencyClaim.NEW
-    assert store.claim_idempotency("tk_a", "k1", "d1", NOW + 1, 60) is IdempotencyClaim.SAME
-    assert store.claim_idempotency("tk_a", "k1", "d2", NOW + 2, 60) is IdempotencyClaim.CONFLICT
-    # Keys are per token, and expire.
-    assert store.claim_idempotency("tk_b", "k1", "d2", NOW + 3, 60) is IdempotencyClaim.NEW
-    assert store.claim_idempotency("tk_a", "k1", "d2", NOW + 61, 60) is IdempotencyClaim.NEW
-    store.prune(NOW + 200)
-    assert store.claim_idempotency("tk_a", "k1", "d3", NOW + 201, 60) is IdempotencyClaim.NEW
+def test_concurrent_first_uses_of_a_key_make_one_new(store_where: str) -> None:
+    results: list[IdempotencyClaim] = []
+    start = threading.Barrier(6)
+    threads = [
+        threading.Thread(target=_claim_from_thread, args=(store_where, start, "d", results))
+        for _ in range(6)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results) == sorted([IdempotencyClaim.NEW] + [IdempotencyClaim.SAME] * 5)

@@ -38,8 +38,9 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from vertex_tools.audit._backend import AuditBackend
 from vertex_tools.audit._entry import HASH_SIZE, canonical_json
-from vertex_tools.audit._log import LOG_ID_SIZE, AuditLog
+from vertex_tools.audit._log import LOG_ID_SIZE
 from vertex_tools.errors import CheckpointError
 
 __all__ = [
@@ -231,7 +232,7 @@ def _write_new(path: Path, content: bytes, mode: int) -> None:
 
 
 def make_checkpoint(
-    log: AuditLog, key: CheckpointKey, *, clock: Callable[[], float] = time.time
+    log: AuditBackend, key: CheckpointKey, *, clock: Callable[[], float] = time.time
 ) -> Checkpoint:
     """Sign the log's current head.
 

@@ -21,7 +21,6 @@ Why each setting:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sqlite3
@@ -29,22 +28,19 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
 import sqlite_utils
 
 from vertex_tools._closing import Closing
+from vertex_tools.audit._backend import RawRow, Scan, chain_rows, now_us, written_records
 from vertex_tools.audit._entry import (
     GENESIS_HASH,
     HASH_SIZE,
     AuditRecord,
     EntryKind,
-    chain_hash,
-    check_time_us,
     encode_data,
-    entry_bytes,
     record_from_row,
 )
 from vertex_tools.errors import AuditIntegrityError, AuditUnavailable
@@ -234,15 +230,6 @@ class AuditLog(Closing):
         encoded = [(EntryKind(kind), encode_data(data)) for kind, data in items]
         return self._append_encoded(encoded)
 
-    def _now_us(self) -> int:
-        try:
-            time_us = round(self._clock() * 1_000_000)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise AuditUnavailable(f"audit clock failed: {exc}") from exc
-        if not check_time_us(time_us):
-            raise AuditUnavailable(f"audit clock returned an impossible time ({time_us} us)")
-        return time_us
-
     def _append_encoded(self, items: Sequence[tuple[EntryKind, str]]) -> list[AuditRecord]:
         """Append entries whose data is already encoded (by ``encode_data``).
 
@@ -253,19 +240,13 @@ class AuditLog(Closing):
         if not items:
             return []
         conn = self._conn
-        rows: list[tuple[int, bytes, bytes, bytes]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 # Read the head under the write lock (see the module docstring).
-                seq, prev = self._head_in_transaction()
-                time_us = self._now_us()
-                for kind, data_text in items:
-                    seq += 1
-                    entry = entry_bytes(seq, time_us, kind, data_text)
-                    entry_hash = chain_hash(prev, entry)
-                    rows.append((seq, prev, entry_hash, entry))
-                    prev = entry_hash
+                head = self._head_in_transaction()
+                time_us = now_us(self._clock)
+                rows = chain_rows(head, time_us, items)
                 conn.executemany(_INSERT_ROW, rows)
                 conn.execute("COMMIT")
             finally:
@@ -282,17 +263,7 @@ class AuditLog(Closing):
         # Built from what was just written rather than decoded back from the
         # entry bytes: the writer thread holds the GIL while it works, and the
         # broker's event loop is waiting for it.
-        return [
-            AuditRecord(
-                seq=seq,
-                time_us=time_us,
-                kind=kind,
-                data=MappingProxyType(json.loads(data_text)),
-                prev_hash=prev,
-                hash=entry_hash,
-            )
-            for (kind, data_text), (seq, prev, entry_hash, _) in zip(items, rows, strict=True)
-        ]
+        return written_records(items, rows, time_us)
 
     def _head_in_transaction(self) -> tuple[int, bytes]:
         row = self._conn.execute(
@@ -315,6 +286,11 @@ class AuditLog(Closing):
     def path(self) -> Path:
         """The database file."""
         return self._path
+
+    @property
+    def location(self) -> str:
+        """The database file, for messages."""
+        return str(self._path)
 
     def log_id(self) -> bytes:
         """The 16 random bytes made once when the file was created."""
@@ -372,6 +348,24 @@ class AuditLog(Closing):
             yield self._conn
         finally:
             _end_transaction(self._conn)
+
+    @contextmanager
+    def _scan(self, batch: int) -> Iterator[Scan]:
+        """Every row in seq order inside one read transaction (see ``AuditBackend``)."""
+        with self._snapshot() as conn:
+            try:
+                total: int = conn.execute("SELECT count(*) FROM audit_log").fetchone()[0]
+                cursor = conn.execute(f"{_SELECT_ROWS} ORDER BY seq")
+
+                def batches() -> Iterator[list[RawRow]]:
+                    while rows := cursor.fetchmany(batch):
+                        yield rows
+
+                yield total, batches()
+            except sqlite3.Error as exc:
+                raise AuditUnavailable(
+                    f"cannot read audit log {self._path}: {_describe(exc)}"
+                ) from exc
 
     # -- lifetime -----------------------------------------------------------
 

@@ -21,16 +21,15 @@ row or the checkpoint) and ``calculated`` the value computed from the chain.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from vertex_tools.audit._backend import AuditBackend
 from vertex_tools.audit._checkpoint import Checkpoint, verify_checkpoint_signature
 from vertex_tools.audit._entry import GENESIS_HASH, chain_hash, decode_entry
-from vertex_tools.audit._log import AuditLog
-from vertex_tools.errors import AuditIntegrityError, AuditUnavailable, CheckpointError
+from vertex_tools.errors import AuditIntegrityError, CheckpointError
 
 __all__ = ["PROGRESS_EVERY", "VerifyReport", "verify_log"]
 
@@ -54,7 +53,7 @@ def _hex(value: object) -> str:
 
 
 def verify_log(
-    log: AuditLog,
+    log: AuditBackend,
     *,
     checkpoint: Checkpoint | None = None,
     public_key: Ed25519PublicKey | None = None,
@@ -65,7 +64,7 @@ def verify_log(
     Raises ``AuditIntegrityError`` (seq, what, detail, expected, calculated) for
     a broken chain, ``CheckpointError`` for a checkpoint that is unsigned,
     badly signed or for another log, and ``AuditUnavailable`` if the file
-    cannot be read. ``progress(done, total)`` is called every
+    cannot be read (a database error, from the backend). ``progress(done, total)`` is called every
     ``PROGRESS_EVERY`` rows and once at the end.
     """
     # 1. The checkpoint itself.
@@ -78,7 +77,7 @@ def verify_log(
         if checkpoint.log_id != log.log_id():
             raise CheckpointError(
                 f"checkpoint is for audit log {checkpoint.log_id.hex()},"
-                f" but {log.path} is log {log.log_id().hex()}"
+                f" but {log.location} is log {log.log_id().hex()}"
             )
     checkpoint_seq = checkpoint.seq if checkpoint is not None else -1
     hash_at_checkpoint = GENESIS_HASH if checkpoint_seq == 0 else None
@@ -87,52 +86,47 @@ def verify_log(
     expected_seq = 1
     running = GENESIS_HASH
     decode, hash_entry = decode_entry, chain_hash  # locals: looked up once, not per row
-    try:
-        with log._snapshot() as conn:
-            total: int = conn.execute("SELECT count(*) FROM audit_log").fetchone()[0]
-            cursor = conn.execute("SELECT seq, prev_hash, hash, entry FROM audit_log ORDER BY seq")
-            while rows := cursor.fetchmany(PROGRESS_EVERY):
-                for seq, prev_hash, stored_hash, entry in rows:
-                    if seq > expected_seq:
-                        raise AuditIntegrityError(
-                            expected_seq,
-                            "sequence",
-                            f"entry {expected_seq} is missing (the next row is seq {seq})",
-                        )
-                    if seq < expected_seq:  # only a row with seq < 1 can sort first
-                        raise AuditIntegrityError(
-                            seq,
-                            "sequence",
-                            f"row seq {seq} is not a valid position (seqs start at 1)",
-                        )
-                    decode(seq, entry)
-                    if prev_hash != running:
-                        raise AuditIntegrityError(
-                            seq,
-                            "prev_hash",
-                            "prev_hash is not the genesis hash"
-                            if seq == 1
-                            else f"prev_hash does not match the hash of entry {seq - 1}",
-                            expected=_hex(prev_hash),
-                            calculated=running.hex(),
-                        )
-                    calculated = hash_entry(running, entry)
-                    if calculated != stored_hash:
-                        raise AuditIntegrityError(
-                            seq,
-                            "hash",
-                            "stored hash does not match the entry (the entry or hash was changed)",
-                            expected=_hex(stored_hash),
-                            calculated=calculated.hex(),
-                        )
-                    running = calculated
-                    if seq == checkpoint_seq:
-                        hash_at_checkpoint = calculated
-                    expected_seq += 1
-                if progress is not None:
-                    progress(expected_seq - 1, total)
-    except sqlite3.Error as exc:
-        raise AuditUnavailable(f"cannot read audit log {log.path}: {exc}") from exc
+    with log._scan(PROGRESS_EVERY) as (total, batches):
+        for rows in batches:
+            for seq, prev_hash, stored_hash, entry in rows:
+                if seq > expected_seq:
+                    raise AuditIntegrityError(
+                        expected_seq,
+                        "sequence",
+                        f"entry {expected_seq} is missing (the next row is seq {seq})",
+                    )
+                if seq < expected_seq:  # only a row with seq < 1 can sort first
+                    raise AuditIntegrityError(
+                        seq,
+                        "sequence",
+                        f"row seq {seq} is not a valid position (seqs start at 1)",
+                    )
+                decode(seq, entry)
+                if prev_hash != running:
+                    raise AuditIntegrityError(
+                        seq,
+                        "prev_hash",
+                        "prev_hash is not the genesis hash"
+                        if seq == 1
+                        else f"prev_hash does not match the hash of entry {seq - 1}",
+                        expected=_hex(prev_hash),
+                        calculated=running.hex(),
+                    )
+                calculated = hash_entry(running, entry)
+                if calculated != stored_hash:
+                    raise AuditIntegrityError(
+                        seq,
+                        "hash",
+                        "stored hash does not match the entry (the entry or hash was changed)",
+                        expected=_hex(stored_hash),
+                        calculated=calculated.hex(),
+                    )
+                running = calculated
+                if seq == checkpoint_seq:
+                    hash_at_checkpoint = calculated
+                expected_seq += 1
+            if progress is not None:
+                progress(expected_seq - 1, total)
     head_seq = expected_seq - 1
     if progress is not None and head_seq == 0:
         progress(0, total)  # an empty log still reports that it finished

@@ -1,10 +1,12 @@
 """Group commit for the broker's event loop.
 
 One SQLite commit with ``synchronous=FULL`` costs an fsync (a few thousand per
-second); one commit of many rows costs about the same. So callers on the event
-loop put their entries on a queue, and one thread with its own ``AuditLog``
-connection writes everything pending (up to ``max_batch``) in one transaction,
-then resolves each caller's future on its loop.
+second); one commit of many rows costs about the same, and so does one round
+trip to PostgreSQL. So callers on the event loop put their entries on a queue,
+and one thread with its own log connection (any ``AuditBackend``) writes
+everything pending (up to ``max_batch``) in one transaction, then resolves each
+caller's future on its loop. With several broker replicas, each has its own
+writer; the backend's head lock keeps their batches in one linear chain.
 
 Guarantees:
 
@@ -31,6 +33,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from vertex_tools.audit._backend import AuditBackend
 from vertex_tools.audit._entry import AuditRecord, EntryKind, encode_data
 from vertex_tools.audit._log import AuditLog
 from vertex_tools.errors import AuditUnavailable
@@ -75,16 +78,29 @@ class AsyncAuditWriter:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | Callable[[], AuditBackend],
         *,
         clock: Callable[[], float] = time.time,
         max_batch: int = 512,
         busy_timeout_s: float = 5.0,
+        label: str | None = None,
     ) -> None:
-        """Configure the writer; nothing is opened until ``start()``."""
+        """Configure the writer; nothing is opened until ``start()``.
+
+        ``path`` is a SQLite log file, or a function that opens any backend
+        (called once, in the writer thread, which then owns the connection);
+        ``label`` names it in messages (never a password).
+        """
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, not {max_batch}")
-        self._path = Path(path)
+        if isinstance(path, Path | str):
+            self._path = Path(path)
+            self._opener: Callable[[], AuditBackend] | None = None
+            self._label = str(self._path)
+        else:
+            self._path = Path()
+            self._opener = path
+            self._label = label or "the audit log"
         self._clock = clock
         self._max_batch = max_batch
         self._busy_timeout_s = busy_timeout_s
@@ -119,7 +135,7 @@ class AsyncAuditWriter:
         thread = threading.Thread(
             target=self._run,
             args=(ready,),
-            name=f"vertex-audit-writer:{self._path.name}",
+            name=f"vertex-audit-writer:{self._path.name or 'db'}",
             # A forgotten aclose() must not hang interpreter exit; SQLite's
             # transaction makes a batch cut short at exit all-or-nothing.
             daemon=True,
@@ -145,7 +161,7 @@ class AsyncAuditWriter:
         # loop) cannot slip its sentinel ahead of this entry.
         if self._state is not _State.RUNNING:
             raise AuditUnavailable(
-                f"audit writer for {self._path} is {self._state.value}, not running"
+                f"audit writer for {self._label} is {self._state.value}, not running"
             )
         loop = asyncio.get_running_loop()
         future: asyncio.Future[AuditRecord] = loop.create_future()
@@ -166,7 +182,11 @@ class AsyncAuditWriter:
 
     def _run(self, ready: threading.Event) -> None:
         try:
-            log = AuditLog(self._path, clock=self._clock, busy_timeout_s=self._busy_timeout_s)
+            log: AuditBackend = (
+                self._opener()
+                if self._opener is not None
+                else AuditLog(self._path, clock=self._clock, busy_timeout_s=self._busy_timeout_s)
+            )
         except AuditUnavailable as exc:
             self._open_error = exc
             ready.set()
@@ -192,7 +212,7 @@ class AsyncAuditWriter:
         finally:
             log.close()
 
-    def _write(self, log: AuditLog, batch: list[_Pending]) -> None:
+    def _write(self, log: AuditBackend, batch: list[_Pending]) -> None:
         try:
             records = log._append_encoded([(item.kind, item.data_text) for item in batch])
         except AuditUnavailable as exc:
@@ -200,7 +220,7 @@ class AsyncAuditWriter:
         except Exception as exc:  # noqa: BLE001 - delivered to every caller below
             # Anything else is a bug, but the callers are waiting on this batch:
             # they must hear that nothing was recorded, and the thread must live.
-            failure = AuditUnavailable(f"audit writer for {self._path} failed: {exc!r}")
+            failure = AuditUnavailable(f"audit writer for {self._label} failed: {exc!r}")
             failure.__cause__ = exc
         else:
             self._committed_batches += 1
@@ -225,4 +245,4 @@ class AsyncAuditWriter:
             item.loop.call_soon_threadsafe(setter, item.future, value)
         except RuntimeError:
             # The caller's loop is closed: nobody is waiting for this result.
-            _logger.warning("audit result for %s not delivered: event loop closed", self._path)
+            _logger.warning("audit result for %s not delivered: event loop closed", self._label)

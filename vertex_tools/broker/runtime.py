@@ -1,8 +1,12 @@
 """The broker's long-lived parts, and the policy they serve under.
 
-All blocking database work (state store, vault) runs on one dedicated
-thread that owns those connections; audit appends go through the group-commit
-writer's own thread. The event loop never blocks on SQLite.
+All blocking database work (state store, vault, policy checks) runs on one
+dedicated thread that owns those connections; audit appends go through the
+group-commit writer's own thread. The event loop never blocks on a database.
+
+Where the state lives is ``BrokerConfig.store`` (SQLite in the data directory
+by default, or a PostgreSQL database shared by replicas); the policy comes
+from a file, or with a shared store from the database (``policy_source``).
 """
 
 from __future__ import annotations
@@ -20,16 +24,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from vertex_tools.audit import AsyncAuditWriter, AuditLog, EntryKind
+from vertex_tools.audit import AsyncAuditWriter, EntryKind
 from vertex_tools.broker.forward import Forwarder
 from vertex_tools.broker.netguard import AddressPolicy
+from vertex_tools.broker.policy_source import (
+    DatabasePolicySource,
+    FilePolicySource,
+    PolicySource,
+)
 from vertex_tools.broker.reconcile import HOST, Orphan, find_orphans
 from vertex_tools.decision import Reason
-from vertex_tools.errors import InvalidCiphertext, PolicyError
+from vertex_tools.errors import ConfigError, InvalidCiphertext, StoreError
 from vertex_tools.home import Home
-from vertex_tools.policy import LoadedPolicy, load_policy
+from vertex_tools.policy import LoadedPolicy
 from vertex_tools.policy.durations import parse_duration
-from vertex_tools.store import SqliteStore
+from vertex_tools.store import StateStore
+from vertex_tools.store.location import SqliteLocation, StoreLocation
 from vertex_tools.taint import TaintMemory
 from vertex_tools.vault import SecretValue, Vault, load_keyring
 
@@ -48,6 +58,20 @@ class BrokerConfig:
     policy_path: Path
     environ: Mapping[str, str]
     reload_interval_s: float = 1.0
+    store: StoreLocation | None = None
+    """Default: SQLite in ``home``."""
+
+    @property
+    def location(self) -> StoreLocation:
+        """Where the state, vault and audit log live."""
+        return self.store if self.store is not None else SqliteLocation(self.home)
+
+    def policy_source(self) -> PolicySource:
+        """The policy file, or with a shared store the database's newest version."""
+        policies = self.location.policies()
+        if policies is None:
+            return FilePolicySource(self.policy_path)
+        return DatabasePolicySource(policies)
 
 
 class Runtime:
@@ -56,12 +80,24 @@ class Runtime:
     def __init__(self, config: BrokerConfig, *, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
-        self.loaded: LoadedPolicy = load_policy(config.policy_path)
-        self._policy_stamp = _stamp(config.policy_path)
+        self.location = config.location
+        self._policy = config.policy_source()
+        try:
+            self._policy_stamp = self._policy.stamp()
+            self.loaded: LoadedPolicy = self._policy.load()
+        except BaseException:
+            self._policy.close()
+            raise
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vertex-db")
-        self.store: SqliteStore | None = None
+        self.store: StateStore | None = None
         self.vault: Vault | None = None
-        self.audit = AsyncAuditWriter(config.home.audit_db, clock=clock)
+        location = self.location
+        if isinstance(location, SqliteLocation):
+            self.audit = AsyncAuditWriter(config.home.audit_db, clock=clock)
+        else:
+            self.audit = AsyncAuditWriter(
+                lambda: location.open_audit(clock=clock), label=location.describe()
+            )
         self.instance = secrets.token_hex(6)
         """This broker process's id in the audit log (intents carry it)."""
         self.forwarder = self._make_forwarder(self.loaded)
@@ -106,7 +142,7 @@ class Runtime:
                 if keyring.key_ids == self.vault.keyring.key_ids:
                     raise
                 self.vault.close()
-                self.vault = Vault(self.config.home.state_db, keyring)
+                self.vault = self.location.open_vault(keyring)
                 log.warning("vault master key changed on disk; keyring reloaded")
                 return self.vault.get(name)[1]
 
@@ -118,8 +154,8 @@ class Runtime:
         keyring = load_keyring(home.root, self.config.environ)
 
         def open_db() -> None:
-            self.store = SqliteStore(home.state_db)
-            self.vault = Vault(home.state_db, keyring)
+            self.store = self.location.open_state()
+            self.vault = self.location.open_vault(keyring)
 
         await self.db(open_db)
         self.audit.start()
@@ -154,10 +190,10 @@ class Runtime:
 
     async def _reconcile(self) -> None:
         """Record an outcome for every orphaned intent in the recent log (reconcile.py)."""
-        path = self.config.home.audit_db
+        location = self.location
 
         def scan() -> list[Orphan]:
-            with AuditLog(path, read_only=True) as log:
+            with location.open_audit(read_only=True) as log:
                 start = max(1, log.count() - RECONCILE_WINDOW + 1)
                 return find_orphans(log.records(start), current=self.instance)
 
@@ -202,6 +238,7 @@ class Runtime:
                 self.store.close()
             if self.vault is not None:
                 self.vault.close()
+            self._policy.close()
 
         await self.db(close_db)
         self._db.shutdown(wait=True)
@@ -223,20 +260,25 @@ class Runtime:
             self.store.prune(self.clock())
 
     async def reload_policy(self, *, force: bool = False) -> bool:
-        """Reload the policy file if it changed. An invalid file keeps the old policy."""
-        stamp = _stamp(self.config.policy_path)
+        """Reload the policy if it changed. An invalid policy keeps the old one serving."""
+        stamp = await self.db(self._policy.stamp)
         if not force and stamp == self._policy_stamp:
             return False
-        self._policy_stamp = stamp
+        previous, self._policy_stamp = self._policy_stamp, stamp
         try:
-            loaded = load_policy(self.config.policy_path)
-        except PolicyError as exc:
+            loaded = await self.db(self._policy.load)
+        except StoreError:
+            # The database did not answer: not a verdict on the policy, so look again
+            # next tick instead of serving the old one until the next push.
+            self._policy_stamp = previous
+            raise
+        except ConfigError as exc:
             log.error("policy reload refused, still serving %s: %s", self.loaded.digest[:16], exc)
             await self.audit.append(
                 EntryKind.ADMIN,
                 {
                     "action": "policy_reload_failed",
-                    "policy": str(self.config.policy_path),
+                    "policy": self.loaded.path,
                     "serving": self.loaded.digest,
                     "error": str(exc),
                 },
@@ -257,11 +299,3 @@ class Runtime:
             {"action": "policy_load", "policy": loaded.path, "digest": loaded.digest},
         )
         return True
-
-
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)

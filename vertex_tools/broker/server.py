@@ -27,6 +27,7 @@ from vertex_tools.broker.protocol import HardenedHttpToolsProtocol
 from vertex_tools.broker.runtime import BrokerConfig, Runtime
 from vertex_tools.errors import ConfigError
 from vertex_tools.home import Home
+from vertex_tools.store.location import StoreLocation
 
 __all__ = ["bind", "serve"]
 
@@ -98,10 +99,13 @@ def serve(
     environ: Mapping[str, str],
     ready_file: Path | None = None,
     allow_remote: bool = False,
+    store: StoreLocation | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM. Raises before binding if the policy or home is bad."""
-    home.require()
-    runtime = Runtime(BrokerConfig(home=home, policy_path=policy_path, environ=environ))
+    """Serve until SIGINT/SIGTERM. Raises before binding if the policy, home or store
+    is bad (a shared database that is not migrated to this version included)."""
+    broker_config = BrokerConfig(home=home, policy_path=policy_path, environ=environ, store=store)
+    broker_config.location.require()
+    runtime = Runtime(broker_config)
     sock, url = bind(listen, uds, allow_remote=allow_remote)
 
     def ready() -> None:
@@ -109,7 +113,7 @@ def serve(
         loop.add_signal_handler(
             signal.SIGHUP, lambda: asyncio.ensure_future(runtime.reload_policy(force=True))
         )
-        print(f"vertex: serving on {url} (policy {policy_path})", flush=True)
+        print(f"vertex: serving on {url} (policy {runtime.loaded.path})", flush=True)
         if ready_file is not None:
             _write_ready(ready_file, url)
 

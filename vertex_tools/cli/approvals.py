@@ -9,13 +9,11 @@ once: the agent retries the same call, and only that call goes ahead.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import click
 
-from vertex_tools.admin import Admin
-from vertex_tools.cli.common import emit_json, fmt_time, get_home, handle_errors
+from vertex_tools.cli.common import emit_json, fmt_time, handle_errors, open_admin
 from vertex_tools.store import ApprovalRecord, ApprovalState
 
 __all__ = ["approvals"]
@@ -60,7 +58,7 @@ def approvals() -> None:
 def list_(show_all: bool, state: str | None, as_json: bool) -> None:
     """List held requests (pending ones by default)."""
     wanted = ApprovalState(state) if state else (None if show_all else ApprovalState.PENDING)
-    with Admin(get_home(), os.environ) as admin:
+    with open_admin() as admin:
         records = admin.approval_list(wanted)
     rows = [_row(r) for r in records]
     if as_json:
@@ -82,7 +80,7 @@ def list_(show_all: bool, state: str | None, as_json: bool) -> None:
 @handle_errors
 def show(approval_id: str, as_json: bool) -> None:
     """Show APPROVAL_ID: the exact request, its tainted arguments and their sources."""
-    with Admin(get_home(), os.environ) as admin:
+    with open_admin() as admin:
         record = admin.approval_get(approval_id)
     data = _row(record)
     data["request"] = dict(record.request)
@@ -127,7 +125,7 @@ def show(approval_id: str, as_json: bool) -> None:
 
 
 def _decide(approval_id: str, note: str | None, *, approve: bool) -> None:
-    with Admin(get_home(), os.environ) as admin:
+    with open_admin() as admin:
         record = admin.approval_decide(approval_id, approve=approve, note=note)
     verb = "approved" if approve else "denied"
     tail = (

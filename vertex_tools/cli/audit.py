@@ -7,14 +7,14 @@ from pathlib import Path
 import click
 
 from vertex_tools.audit import (
-    AuditLog,
     CheckpointKey,
     make_checkpoint,
     read_checkpoint,
     verify_log,
     write_checkpoint,
 )
-from vertex_tools.cli.common import emit_json, get_home, handle_errors
+from vertex_tools.audit._backend import AuditBackend
+from vertex_tools.cli.common import emit_json, get_home, get_store, handle_errors
 from vertex_tools.errors import AuditIntegrityError, CheckpointError
 
 __all__ = ["audit"]
@@ -25,10 +25,11 @@ def audit() -> None:
     """The hash-chained, tamper-evident audit log."""
 
 
-def _open(create: bool = False) -> AuditLog:
-    home = get_home()
-    home.require()
-    return AuditLog(home.audit_db, create=create)
+def _open() -> AuditBackend:
+    """The log of the chosen store, read-only: these commands only read it."""
+    store = get_store()
+    store.require()
+    return store.open_audit(read_only=True)
 
 
 @audit.command("verify")

@@ -15,7 +15,7 @@ import click
 
 from vertex_tools.cli.approvals import approvals
 from vertex_tools.cli.audit import audit
-from vertex_tools.cli.common import get_home, handle_errors
+from vertex_tools.cli.common import get_home, get_store, handle_errors
 from vertex_tools.cli.demo import demo
 from vertex_tools.cli.policy import policy
 from vertex_tools.cli.token import token
@@ -31,8 +31,15 @@ __all__ = ["cli", "main"]
     type=click.Path(file_okay=False, path_type=Path),
     help="Data directory (default: $VERTEX_HOME, else ~/.vertex).",
 )
+@click.option(
+    "--store",
+    metavar="URL",
+    help="Shared state for broker replicas: postgresql://user@host/db (default: "
+    "$VERTEX_STORE, else SQLite in the data directory). Keep the password out of the "
+    "URL: PGPASSWORD or ~/.pgpass.",
+)
 @click.version_option(package_name="vertex-tools")
-def cli(home: Path | None) -> None:
+def cli(home: Path | None, store: str | None) -> None:
     """Brokered egress for AI agents: the agent holds a scoped token, never the secret.
 
     \b
@@ -45,10 +52,11 @@ def cli(home: Path | None) -> None:
 def init() -> None:
     """Create the data directory: master key, checkpoint key, policy.toml, databases.
 
-    Safe to run again: nothing that exists is overwritten.
+    Safe to run again: nothing that exists is overwritten. With --store
+    postgresql://..., applies the shared database's pending schema migrations.
     """
     home = get_home()
-    created = init_home(home, environ=os.environ)
+    created = init_home(home, environ=os.environ, store=get_store())
     for item in created:
         click.echo(f"created {item}")
     if not created:
@@ -65,7 +73,8 @@ def init() -> None:
     "--policy",
     "policy_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Policy file (default: policy.toml in the data directory).",
+    help="Policy file (default: policy.toml in the data directory; with a shared store "
+    "the policy comes from the database: vertex policy push).",
 )
 @click.option(
     "--ready-file",
@@ -85,11 +94,21 @@ def serve(
     ready_file: Path | None,
     allow_remote: bool,
 ) -> None:
-    """Run the broker. Reloads the policy file when it changes, or on SIGHUP."""
+    """Run the broker. Reloads the policy when it changes, or on SIGHUP.
+
+    With --store postgresql://..., any number of replicas share state, audit
+    log and policy (the newest `vertex policy push`).
+    """
     from vertex_tools.broker.server import serve as run
 
     if listen and uds:
         raise click.UsageError("give --listen or --uds, not both")
+    store = get_store()
+    if store.shared and policy_path is not None:
+        raise click.UsageError(
+            "--policy: with a shared store every replica serves the policy in the database; "
+            "push the file with `vertex policy push FILE`"
+        )
     logging.basicConfig(
         level=logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
@@ -104,6 +123,7 @@ def serve(
         environ=os.environ,
         ready_file=ready_file,
         allow_remote=allow_remote,
+        store=store,
     )
 
 

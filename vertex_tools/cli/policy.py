@@ -1,4 +1,4 @@
-"""``vertex policy check``."""
+"""``vertex policy check | push``."""
 
 from __future__ import annotations
 
@@ -7,16 +7,22 @@ from pathlib import Path
 
 import click
 
-from vertex_tools.cli.common import EXIT_CHECK_FAILED, emit_json, get_home
+from vertex_tools.cli.common import (
+    EXIT_CHECK_FAILED,
+    emit_json,
+    get_home,
+    handle_errors,
+    open_admin,
+)
 from vertex_tools.errors import PolicyError
-from vertex_tools.policy import load_policy
+from vertex_tools.policy import load_policy, parse_policy
 
 __all__ = ["policy"]
 
 
 @click.group()
 def policy() -> None:
-    """Check policy files."""
+    """Check policy files; push one to a shared store."""
 
 
 @policy.command("check")
@@ -57,3 +63,19 @@ def check(file: Path | None, as_json: bool) -> None:
         f"{path}: ok ({len(p.upstreams)} upstreams, {len(p.grants)} grants, "
         f"digest {loaded.digest[:16]})"
     )
+
+
+@policy.command("push")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@handle_errors
+def push(file: Path) -> None:
+    """Validate FILE and make it the policy every replica of the shared store serves.
+
+    Brokers pick it up within their reload interval (about a second). Exit 1,
+    with the line of every problem, if FILE is invalid: nothing is pushed.
+    """
+    source = file.read_bytes()
+    loaded = parse_policy(source, str(file))  # the digest pushed is of these very bytes
+    with open_admin() as admin:
+        version = admin.policy_push(loaded, source)
+    click.echo(f"pushed {file} as policy version {version} (digest {loaded.digest[:16]})")

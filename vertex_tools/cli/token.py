@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
-from vertex_tools.admin import Admin
-from vertex_tools.cli.common import emit_json, fmt_time, get_home, handle_errors
-from vertex_tools.policy import load_policy
+from vertex_tools.cli.common import current_policy, emit_json, fmt_time, handle_errors, open_admin
 
 __all__ = ["token"]
 
@@ -26,15 +23,15 @@ def token() -> None:
     "--policy",
     "policy_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Policy file (default: policy.toml in the data directory).",
+    help="Policy file (default: policy.toml in the data directory; with a shared store, "
+    "the policy pushed to it).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: id, token, grant, expires.")
 @handle_errors
 def issue(grant: str, ttl: str | None, policy_path: Path | None, as_json: bool) -> None:
     """Issue a token. It is printed once and cannot be shown again."""
-    home = get_home()
-    loaded = load_policy(policy_path or home.policy)
-    with Admin(home, os.environ) as admin:
+    loaded = current_policy(policy_path)
+    with open_admin() as admin:
         issued = admin.token_issue(loaded, grant, ttl)
     record = issued.record
     if as_json:
@@ -60,7 +57,7 @@ def issue(grant: str, ttl: str | None, policy_path: Path | None, as_json: bool) 
 @handle_errors
 def list_(as_json: bool) -> None:
     """List tokens: id, grant, created, expires, last used, revoked."""
-    with Admin(get_home(), os.environ) as admin:
+    with open_admin() as admin:
         records = admin.token_list()
     rows = [
         {
@@ -91,6 +88,6 @@ def list_(as_json: bool) -> None:
 @handle_errors
 def revoke(token_id: str) -> None:
     """Revoke TOKEN_ID (or a whole token found somewhere); the next request is refused."""
-    with Admin(get_home(), os.environ) as admin:
+    with open_admin() as admin:
         record = admin.token_revoke(token_id)
     click.echo(f"revoked {record.token_id} (grant {record.grant})")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
 
-from vertex_tools.admin import Admin
-from vertex_tools.cli.common import emit_json, fmt_time, get_home, handle_errors
+from vertex_tools.cli.common import emit_json, fmt_time, handle_errors, open_admin
 from vertex_tools.errors import VaultError
 from vertex_tools.vault import MasterKey
 
@@ -50,7 +48,7 @@ def put(name: str, extra: tuple[str, ...], provider: str) -> None:
             "shell history and the process list); if you typed a secret here, rotate it"
         )
     secret = _read_secret()
-    with Admin(get_home(), os.environ) as admin:
+    with open_admin() as admin:
         info = admin.vault_put(name, provider, secret)
     click.echo(f"stored {info.name} ({info.provider}), key {info.key_id}")
 
@@ -60,7 +58,7 @@ def put(name: str, extra: tuple[str, ...], provider: str) -> None:
 @handle_errors
 def list_(as_json: bool) -> None:
     """Show entry names, providers and dates (never values)."""
-    with Admin(get_home(), os.environ) as admin:
+    with open_admin() as admin:
         entries = admin.vault_list()
     rows = [
         {
@@ -86,7 +84,7 @@ def list_(as_json: bool) -> None:
 @handle_errors
 def rm(name: str) -> None:
     """Delete the entry NAME."""
-    with Admin(get_home(), os.environ) as admin:
+    with open_admin() as admin:
         admin.vault_remove(name)
     click.echo(f"removed {name}")
 
@@ -101,6 +99,6 @@ def rm(name: str) -> None:
 def rotate_key(new_key_stdin: bool) -> None:
     """Re-encrypt every entry under a new master key."""
     new_key = MasterKey.decode(sys.stdin.readline().strip()) if new_key_stdin else None
-    with Admin(get_home(), os.environ) as admin:
+    with open_admin() as admin:
         old_id, new_id, count = admin.vault_rotate_key(new_key)
     click.echo(f"re-encrypted {count} entries: key {old_id} -> {new_id}")

@@ -30,7 +30,9 @@ def run_demo(home_dir: Path | None = None, *, say: Callable[[str], None] = print
     """Run the demo; return 0 when every step did what it should."""
     root = home_dir or Path(tempfile.mkdtemp(prefix="vertex-demo-"))
     home = Home(root.absolute())
-    env = {k: v for k, v in os.environ.items() if k != "VERTEX_MASTER_KEY"}
+    # Its own key and its own SQLite files: the demo must never write its policy,
+    # tokens or audit entries into a team's shared store (VERTEX_STORE).
+    env = {k: v for k, v in os.environ.items() if k not in ("VERTEX_MASTER_KEY", "VERTEX_STORE")}
     failures = 0
 
     def expect(ok: bool, what: str) -> None:

@@ -30,13 +30,16 @@ from vertex_tools.vault._keys import (
     read_key_file,
     write_key_file,
 )
+from vertex_tools.vault._rows import VaultRows
 from vertex_tools.vault._vault import Vault
 
 __all__ = ["rotate_key_file"]
 
 
-def rotate_key_file(home: Path, vault_db: Path) -> tuple[str, str, int]:
+def rotate_key_file(home: Path, vault_db: Path | VaultRows) -> tuple[str, str, int]:
     """Replace ``home/master.key`` with a new key, re-encrypting every vault entry.
+
+    ``vault_db`` is the SQLite file, or the rows of a shared database (closed here).
 
     Returns ``(old_key_id, new_key_id, count)``. Run it while no other process
     writes to the vault: a process still holding the old key could seal a new

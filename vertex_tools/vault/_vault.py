@@ -1,5 +1,8 @@
 """The vault: AES-256-GCM entries in one table of a shared SQLite file.
 
+The table is kept by a :class:`VaultRows` (SQLite by default, PostgreSQL for
+replicas); this module alone seals and opens.
+
 Invariants:
 
 1. Plaintext is never written: only ``(key_id, nonce, ciphertext)`` reach the
@@ -8,7 +11,8 @@ Invariants:
    and provider by the associated data, so a ciphertext moved to another row or
    relabelled fails to open.
 3. Every failure to open an entry raises the same :class:`InvalidCiphertext`.
-4. Writes run in ``BEGIN IMMEDIATE`` transactions with ``synchronous=FULL``: a
+4. Writes run in transactions that exclude every other writer and are durable
+   when committed (SQLite: ``BEGIN IMMEDIATE``, ``synchronous=FULL``); a
    committed re-encryption survives power loss, which key rotation relies on.
 """
 
@@ -16,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 import threading
 import time
 import unicodedata
@@ -27,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from sqlite_utils import Database
 
 from vertex_tools._closing import Closing
 from vertex_tools.errors import InvalidCiphertext, SecretNotFound, StoreError, VaultError
 from vertex_tools.vault._keys import Keyring, MasterKey, invalid_ciphertext
+from vertex_tools.vault._rows import SqliteVaultRows, VaultRows
 from vertex_tools.vault._secret import SecretValue, VaultEntryInfo
 
 __all__ = ["MAX_SECRET_BYTES", "NAME_PATTERN", "PROVIDER_PATTERN", "Vault"]
@@ -42,7 +45,6 @@ MAX_SECRET_BYTES = 8 * 1024
 
 _NONCE_BYTES = 12
 _AD_DOMAIN = b"vertex_tools.vault.v1\x00"
-_BUSY_TIMEOUT_MS = 5000
 _NAME_RE = re.compile(NAME_PATTERN.removeprefix("^").removesuffix("$"), re.ASCII)
 _PROVIDER_RE = re.compile(PROVIDER_PATTERN.removeprefix("^").removesuffix("$"), re.ASCII)
 
@@ -131,64 +133,27 @@ def _to_info(row: dict[str, Any]) -> VaultEntryInfo:
 
 
 class Vault(Closing):
-    """Secrets sealed with AES-256-GCM in the ``vault_entries`` table of ``db_path``.
+    """Secrets sealed with AES-256-GCM in a ``vault_entries`` table.
 
-    The table lives beside other tables in the same file and is created if missing.
-    ``keyring.primary`` seals; any key in the keyring opens. ``clock`` returns Unix
-    seconds and dates ``created``/``updated``. Safe to share between threads.
+    ``db`` is a SQLite file (the table lives beside the state tables and is
+    created if missing) or any :class:`VaultRows`, such as the shared PostgreSQL
+    database. ``keyring.primary`` seals; any key in the keyring opens. ``clock``
+    returns Unix seconds and dates ``created``/``updated``. Safe to share
+    between threads.
     """
 
     def __init__(
         self,
-        db_path: Path,
+        db: Path | VaultRows,
         keyring: Keyring,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """Open (creating if needed) the database and the table; WAL, 5 s busy timeout."""
-        self._path = db_path
+        """Open the vault's table (a path: created if needed; WAL, 5 s busy timeout)."""
+        self._rows: VaultRows = SqliteVaultRows(db) if isinstance(db, Path) else db
         self._keyring = keyring
         self._clock = clock
         self._lock = threading.RLock()
-        try:
-            conn = sqlite3.connect(
-                str(db_path), timeout=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open vault database {db_path}: {exc}") from exc
-        try:
-            self._db = Database(conn, execute_plugins=False)
-            self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            # FULL: a rotation commit must be on disk before the key file is replaced.
-            self._db.execute("PRAGMA synchronous = FULL")
-            # Overwrite freed pages, so ciphertexts under a retired key do not linger.
-            self._db.execute("PRAGMA secure_delete = ON")
-            self._db.enable_wal()
-            self._db.table("vault_entries").create(
-                {
-                    "name": str,
-                    "provider": str,
-                    "key_id": str,
-                    "nonce": bytes,
-                    "ciphertext": bytes,
-                    "created": int,
-                    "updated": int,
-                },
-                pk="name",
-                not_null={
-                    "name",
-                    "provider",
-                    "key_id",
-                    "nonce",
-                    "ciphertext",
-                    "created",
-                    "updated",
-                },
-                if_not_exists=True,
-            )
-        except sqlite3.Error as exc:
-            conn.close()
-            raise StoreError(f"cannot open vault database {db_path}: {exc}") from exc
 
     @property
     def keyring(self) -> Keyring:
@@ -210,18 +175,12 @@ class Vault(Closing):
             # Seal under the lock, so a concurrent reencrypt_all cannot retire the key.
             key = self._keyring.primary
             nonce, ciphertext = _seal(key, plaintext, name, provider)
-            self._db.execute(
-                "INSERT INTO vault_entries "
-                "(name, provider, key_id, nonce, ciphertext, created, updated) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET provider = excluded.provider, "
-                "key_id = excluded.key_id, nonce = excluded.nonce, "
-                "ciphertext = excluded.ciphertext, updated = excluded.updated",
-                (name, provider, key.key_id, nonce, ciphertext, now, now),
-            )
-            row = self._row(name)
+            self._rows.upsert(name, provider, key.key_id, nonce, ciphertext, now)
+            row = self._rows.row(name)
         if row is None:  # written in this very transaction: only a broken database
-            raise StoreError(f"vault database {self._path}: entry {name!r} vanished after write")
+            raise StoreError(
+                f"vault database {self._rows.location}: entry {name!r} vanished after write"
+            )
         return _to_info(row)
 
     def get(self, name: str) -> tuple[VaultEntryInfo, SecretValue]:
@@ -232,7 +191,7 @@ class Vault(Closing):
         """
         _check_name(name)
         with self._transaction(write=False):
-            row = self._row(name)
+            row = self._rows.row(name)
         if row is None:
             raise SecretNotFound(
                 f"no vault entry named {name!r}: add it with "
@@ -248,15 +207,14 @@ class Vault(Closing):
     def list(self) -> list[VaultEntryInfo]:
         """Every entry's metadata, sorted by name; nothing is decrypted."""
         with self._transaction(write=False):
-            rows = list(self._db.query("SELECT * FROM vault_entries ORDER BY name"))
+            rows = self._rows.rows()
         return [_to_info(row) for row in rows]
 
     def remove(self, name: str) -> None:
         """Delete the entry ``name``; :class:`SecretNotFound` if there is none."""
         _check_name(name)
         with self._transaction():
-            cursor = self._db.execute("DELETE FROM vault_entries WHERE name = ?", (name,))
-            deleted = cursor.rowcount
+            deleted = self._rows.delete(name)
         if deleted == 0:
             raise SecretNotFound(f"no vault entry named {name!r}: nothing to remove")
 
@@ -271,7 +229,7 @@ class Vault(Closing):
         # process can seal with the old key once the re-encryption is committed.
         with self._lock:
             with self._transaction():
-                rows = list(self._db.query("SELECT * FROM vault_entries ORDER BY name"))
+                rows = self._rows.rows()
                 for row in rows:
                     try:
                         plaintext = _open(self._keyring, row)
@@ -280,11 +238,7 @@ class Vault(Closing):
                         exc.add_note(f"vault entry: {row['name']!r:.80}")
                         raise
                     nonce, ciphertext = _seal(new_key, plaintext, row["name"], row["provider"])
-                    self._db.execute(
-                        "UPDATE vault_entries SET key_id = ?, nonce = ?, ciphertext = ? "
-                        "WHERE name = ?",
-                        (new_key.key_id, nonce, ciphertext, row["name"]),
-                    )
+                    self._rows.reseal(row["name"], new_key.key_id, nonce, ciphertext)
             old = (self._keyring.primary, *self._keyring.others)
             self._keyring = Keyring(new_key, tuple(k for k in old if k != new_key))
         return len(rows)
@@ -292,32 +246,14 @@ class Vault(Closing):
     def close(self) -> None:
         """Close the database connection."""
         with self._lock:
-            self._db.close()
+            self._rows.close()
 
     def __repr__(self) -> str:
-        """Show the database path and key ids, never a key or a secret."""
-        return f"Vault(db_path={str(self._path)!r}, key_ids={list(self._keyring.key_ids)!r})"
-
-    def _row(self, name: str) -> dict[str, Any] | None:
-        rows = list(self._db.query("SELECT * FROM vault_entries WHERE name = ?", (name,)))
-        return rows[0] if rows else None
+        """Show where the entries are and the key ids, never a key or a secret."""
+        return f"Vault(db_path={self._rows.location!r}, key_ids={list(self._keyring.key_ids)!r})"
 
     @contextmanager
     def _transaction(self, *, write: bool = True) -> Iterator[None]:
-        """Hold the lock and a transaction; sqlite3 errors become StoreError.
-
-        Writers take ``BEGIN IMMEDIATE`` so that a read-then-write never fails
-        half-way on a lock upgrade; readers take a plain ``BEGIN`` (one snapshot).
-        """
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                try:
-                    yield
-                except BaseException:
-                    self._db.rollback()
-                    raise
-                self._db.commit()
-            except sqlite3.Error as exc:
-                self._db.rollback()
-                raise StoreError(f"vault database {self._path}: {exc}") from exc
+        """Hold the lock and a transaction of the rows' database."""
+        with self._lock, self._rows.transaction(write=write):
+            yield

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.providers.supabase.pg import PostgresCluster
+from tests.pg import PostgresCluster
 from tests.providers.supabase.postgrest import PostgrestStandIn
 from vertex_tools.admin import Admin
 from vertex_tools.client import BrokerClient
@@ -80,12 +80,12 @@ tables = ["orders", "events", "rpc:order_total", "rpc:orders_by_status"]
 
 
 @pytest.fixture(scope="session")
-def pg() -> Iterator[PostgresCluster]:
-    with PostgresCluster() as cluster:
-        with psycopg.connect(cluster.conninfo, autocommit=True) as conn:
-            conn.execute(SCHEMA)
-            conn.execute(SEED)
-        yield cluster
+def pg(pg_cluster: PostgresCluster) -> PostgresCluster:
+    """The session's cluster, with the Supabase tables in its ``postgres`` database."""
+    with psycopg.connect(pg_cluster.conninfo, autocommit=True) as conn:
+        conn.execute(SCHEMA)
+        conn.execute(SEED)
+    return pg_cluster
 
 
 @pytest.fixture

@@ -1,5 +1,10 @@
 """A throwaway PostgreSQL cluster: Debian's server, started on a free loopback port.
 
+Shared by every test that needs a real PostgreSQL (the Supabase stand-in, the
+PostgreSQL store, broker replicas): one cluster per test session
+(``pg_cluster`` in ``tests/conftest.py``); a test that needs a clean slate
+asks for its own database (:meth:`PostgresCluster.create_database`).
+
 ``initdb`` refuses to run as root, and tests run as root on CI. So when the
 tests are root, the cluster belongs to the ``postgres`` OS user that Debian's
 ``postgresql`` package creates: initdb and pg_ctl run under ``runuser -u
@@ -76,6 +81,22 @@ class PostgresCluster:
                 ) from exc
             self._as_owner = ["runuser", "-u", _OWNER, "--"]
             self._uid_gid = (entry.pw_uid, entry.pw_gid)
+
+    def url(self, dbname: str = "postgres") -> str:
+        """A ``postgresql://`` URL for the superuser and ``dbname`` (password included)."""
+        return (
+            f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{dbname}"
+            "?connect_timeout=10"
+        )
+
+    def create_database(self) -> str:
+        """Create a new, empty database; return its ``postgresql://`` URL."""
+        import psycopg
+
+        name = f"vt_{secrets.token_hex(6)}"
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"'.encode())
+        return self.url(name)
 
     @property
     def conninfo(self) -> str:
