@@ -9,7 +9,7 @@ import pytest
 
 from vertex_tools.broker.answers import Outgoing, refusal
 from vertex_tools.broker.sdk_answers import for_sdk, sdk_message
-from vertex_tools.decision import Decision, Reason
+from vertex_tools.decision import Decision, Effect, Reason
 from vertex_tools.policy import parse_policy
 from vertex_tools.policy.models import Policy
 
@@ -128,3 +128,14 @@ def test_a_host_that_is_not_a_plain_name_leaves_urls_alone(policy: Policy, host:
 def test_signed_clients_see_githubs_own_urls(policy: Policy) -> None:
     answer = _github_answer()
     assert _adapt(policy, answer, "github", SIGNED) is answer
+
+
+def test_a_held_request_is_an_error_too_never_a_success(policy: Policy) -> None:
+    held = Decision(
+        Effect.APPROVE, Reason.APPROVAL_PENDING, "grants.bot.taint", "waiting for a human"
+    )
+    shaped = _adapt(policy, refusal(held, "req2"), "stripe", PLAIN)
+    error = json.loads(shaped.body)["error"]
+    assert shaped.status == 403  # the Stripe SDK raises stripe.PermissionError
+    assert error["message"].startswith("vertex_tools: approval_pending")
+    assert Decision.from_json(error).effect is Effect.APPROVE
