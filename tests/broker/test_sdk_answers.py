@@ -105,7 +105,8 @@ def _github_answer() -> Outgoing:
         "html_url": "https://github.com/acme/web/issues/1",
     }
     link = '<https://api.github.com/repositories/1/issues?page=2>; rel="next"'
-    return Outgoing(200, [("link", link), ("etag", "W/1")], json.dumps(body).encode())
+    headers = [("content-type", "application/json; charset=utf-8"), ("link", link)]
+    return Outgoing(200, headers, json.dumps(body).encode())
 
 
 def test_github_urls_point_back_at_the_broker(policy: Policy) -> None:
@@ -139,3 +140,9 @@ def test_a_held_request_is_an_error_too_never_a_success(policy: Policy) -> None:
     assert shaped.status == 403  # the Stripe SDK raises stripe.PermissionError
     assert error["message"].startswith("vertex_tools: approval_pending")
     assert Decision.from_json(error).effect is Effect.APPROVE
+
+
+def test_a_file_served_raw_is_never_rewritten(policy: Policy) -> None:
+    raw = b"see https://api.github.com/repos/acme/web\n"
+    answer = Outgoing(200, [("content-type", "application/vnd.github.raw")], raw)
+    assert _adapt(policy, answer, "github", PLAIN).body == raw

@@ -20,9 +20,9 @@ unchanged; every other request is adapted here, after the pipeline:
              ``hint`` (PostgREST's error shape)
   =========  ============================================  ==========================
 
-* URLs the provider names itself by (``https://api.github.com/...`` in bodies
-  and in ``Link`` and ``Location`` headers, and the upstream's configured base
-  URL) are rewritten to the broker's ``/proxy/<upstream>``, so an SDK that
+* URLs the provider names itself by (``https://api.github.com/...`` in JSON
+  bodies and in ``Link`` and ``Location`` headers, and the upstream's
+  configured base URL) are rewritten to the broker's ``/proxy/<upstream>``, so an SDK that
   follows them (PyGithub does for every object it completes) comes back
   through the broker instead of going around it with a token the provider
   would refuse. The broker's own address is taken from the request's ``Host``
@@ -144,7 +144,8 @@ def _rebased(answer: Outgoing, origins: tuple[str, ...], proxy_base: str) -> Out
     byte_pattern = re.compile(b"|".join(re.escape(o.encode()) for o in ordered))
     replacement = proxy_base + "/"
     encoded = replacement.encode()
-    body = byte_pattern.sub(lambda _: encoded, answer.body)
+    # JSON only: a file served raw (contents.get) is the user's data, byte for byte.
+    body = byte_pattern.sub(lambda _: encoded, answer.body) if _is_json(answer) else answer.body
     headers = [
         (name, text_pattern.sub(lambda _: replacement, value))
         if name.lower() in _URL_HEADERS
@@ -152,3 +153,11 @@ def _rebased(answer: Outgoing, origins: tuple[str, ...], proxy_base: str) -> Out
         for name, value in answer.headers
     ]
     return Outgoing(answer.status, headers, body, answer.decision)
+
+
+def _is_json(answer: Outgoing) -> bool:
+    for name, value in answer.headers:
+        if name.lower() == "content-type":
+            media = value.split(";", 1)[0].strip().lower()
+            return media == "application/json" or media.endswith("+json")
+    return False
