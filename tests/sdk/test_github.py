@@ -60,7 +60,10 @@ V: Final = "2022-11-28"
 
 
 def test_pygithub_reads_an_issue_and_comments_on_it(github_sdk: GitHubSdk) -> None:
-    gh = _pygithub(github_sdk)
+    token = github_sdk.deployment.token("sdk-triage")
+    gh = github.Github(
+        base_url=github_sdk.deployment.base_url, auth=github.Auth.Token(token), lazy=True
+    )
     issue = gh.get_repo("acme/website").get_issue(1)
     assert issue.title == "Login page crashes on Safari"
     # the URL GitHub handed out now names the broker, so following it stays brokered
@@ -68,7 +71,8 @@ def test_pygithub_reads_an_issue_and_comments_on_it(github_sdk: GitHubSdk) -> No
     comment = issue.create_comment("Reproduced on Safari 17.2; looking into it.")
     assert comment.body == "Reproduced on Safari 17.2; looking into it."
     sent = github_sdk.standin.last("POST", "/repos/acme/website/issues/1/comments")
-    assert sent.headers["authorization"] == f"Bearer {TOKEN}"
+    assert sent.headers["authorization"] == f"Bearer {TOKEN}"  # the vaulted one
+    assert not [name for name, value in sent.headers.items() if token in value]
 
 
 def test_pygithub_lists_issues_and_comments(github_sdk: GitHubSdk) -> None:
