@@ -91,3 +91,18 @@ def test_a_signed_request_carrying_a_token_too_is_refused(stripe_sdk: StripeSdk)
     assert answer.json()["error"]["reason"] == "token_malformed"
     with httpx.Client(auth=VertexAuth(token)) as signed:
         assert signed.get(url).status_code == 200  # the refusal was the mix, not the token
+
+
+def test_a_signed_idempotency_key_cannot_be_changed_in_transit(stripe_sdk: StripeSdk) -> None:
+    token = stripe_sdk.deployment.token("signed-only")
+    url = f"{stripe_sdk.deployment.base_url}/v1/customers"
+
+    def swap_key(request: httpx.Request) -> None:
+        request.headers["Idempotency-Key"] = "someone-elses"
+
+    with httpx.Client(auth=VertexAuth(token)) as signed:
+        assert signed.get(url, headers={"Idempotency-Key": "mine"}).status_code == 200
+    with httpx.Client(auth=VertexAuth(token), event_hooks={"request": [swap_key]}) as changed:
+        answer = changed.get(url, headers={"Idempotency-Key": "mine"})
+    assert answer.status_code == 401
+    assert answer.json()["error"]["reason"] == "bad_signature"
