@@ -100,16 +100,12 @@ def _host(headers: list[tuple[bytes, bytes]]) -> str | None:
 
 
 def _refusal(answer: Outgoing, decision: Decision, provider: str) -> Outgoing:
-    try:
-        original = json.loads(answer.body)
-    except ValueError:
-        return answer
-    if not isinstance(original, dict) or not isinstance(original.get("error"), dict):
-        return answer
-    body: dict[str, Any] = dict(original)
-    error: dict[str, Any] = dict(original["error"])
-    request_id = str(body.get("request_id", ""))
+    # Rebuilt from the decision the answer carries (already scrubbed where it had to be),
+    # with the broker's own fields first so Decision.from_json reads it as before.
+    request_id = next((v for k, v in answer.headers if k == "vertex-request-id"), "")
     text = sdk_message(decision)
+    error: dict[str, Any] = decision.to_json()
+    body: dict[str, Any] = {"error": error, "request_id": request_id}
     headers = list(answer.headers)
     if provider == "stripe":
         # Stripe's SDK shows error.message and picks the error class by status.
@@ -124,9 +120,7 @@ def _refusal(answer: Outgoing, decision: Decision, provider: str) -> Outgoing:
             details=f"rule {decision.rule}",
             hint=f"vertex_tools request {request_id}: `vertex audit tail` shows it",
         )
-    body["error"] = error
-    encoded = json.dumps(body).encode()
-    return Outgoing(answer.status, headers, encoded, decision)
+    return Outgoing(answer.status, headers, json.dumps(body).encode(), decision)
 
 
 def _stripe_type(status: int) -> str:
