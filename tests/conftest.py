@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -19,6 +19,9 @@ from vertex_tools.home import Home, init_home, policy_template
 from vertex_tools.local import LocalBroker
 from vertex_tools.policy import load_policy
 from vertex_tools.tokens import IssuedToken
+
+if TYPE_CHECKING:
+    from tests.providers.stripe.standin import LocalStripe
 
 # A fake test key, shaped like Stripe's: long enough to drive the masked-form scrubbing.
 SECRET = "sk_test_4eC39HqLyjWDarjtT1zdp7dcWxyz"
@@ -132,6 +135,18 @@ def make_deployment(root: Path, upstream: EchoServer) -> Deployment:
     with deployment.admin() as admin:
         admin.vault_put("echo-key", "http", SECRET)
     return deployment
+
+
+@pytest.fixture(scope="session")
+def localstripe() -> Iterator[LocalStripe]:
+    """localstripe on 127.0.0.1, fresh store, only the vaulted key accepted. Here, not in
+    tests/providers/stripe: localstripe's store is a module global, so every Stripe test
+    (provider and SDK ones) shares this one stand-in."""
+    # Imported here: localstripe is only loaded by sessions that run Stripe tests.
+    from tests.providers.stripe.standin import STRIPE_KEY, LocalStripe
+
+    with LocalStripe(STRIPE_KEY) as standin:
+        yield standin
 
 
 @pytest.fixture(scope="module")

@@ -72,12 +72,21 @@ def parse_signature_header(value: str) -> SignatureHeader | None:
     return SignatureHeader(match.group(1), int(match.group(2)), match.group(3), signature)
 
 
+# Read by the broker though never forwarded as sent: an agent's idempotency key decides
+# the upstream key and what a retry is bound to, so changing it in transit must break the
+# signature.
+_ALSO_SIGNED = frozenset({"idempotency-key"})
+
+
 def signed_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The headers a signature covers: forwardable ones and ``x-vertex-*``, in order."""
+    """The headers a signature covers: forwardable ones, ``idempotency-key`` and
+    ``x-vertex-*``, in order."""
     return [
         (name.lower(), value)
         for name, value in headers
-        if name.lower() in REQUEST_HEADER_ALLOWLIST or name.lower().startswith("x-vertex-")
+        if name.lower() in REQUEST_HEADER_ALLOWLIST
+        or name.lower() in _ALSO_SIGNED
+        or name.lower().startswith("x-vertex-")
     ]
 
 

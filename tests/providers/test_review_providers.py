@@ -26,8 +26,7 @@ import httpx
 import pytest
 
 from tests.providers.github.conftest import policy_text as github_policy_text
-from tests.providers.stripe.conftest import STRIPE_KEY
-from tests.providers.stripe.standin import StripeData
+from tests.providers.stripe.standin import STRIPE_KEY, StripeData
 from tests.providers.supabase.conftest import POLICY as SUPABASE_POLICY
 from vertex_tools.admin import Admin
 from vertex_tools.client import BrokerClient

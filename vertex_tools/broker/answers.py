@@ -21,6 +21,8 @@ class Outgoing:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+    decision: Decision | None = None
+    """The broker's own refusal this answer carries; None for an upstream's answer."""
 
 
 def refusal(decision: Decision, request_id: str, *, retry_after: float | None = None) -> Outgoing:
@@ -33,7 +35,7 @@ def refusal(decision: Decision, request_id: str, *, retry_after: float | None = 
     if retry_after is not None:
         headers.append(("retry-after", str(max(1, round(retry_after + 0.5)))))
     body = json.dumps({"error": decision.to_json(), "request_id": request_id}).encode()
-    return Outgoing(decision.http_status, headers, body)
+    return Outgoing(decision.http_status, headers, body, decision)
 
 
 def redact_tokens(text: str) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 from vertex_tools.broker.pipeline import Incoming, Outgoing, Pipeline
 from vertex_tools.broker.runtime import Runtime
+from vertex_tools.broker.sdk_answers import for_sdk
 from vertex_tools.broker.tool_hold import PATH as APPROVALS_PATH
 from vertex_tools.broker.tool_hold import hold_tool_call
 from vertex_tools.policy.durations import parse_duration
@@ -136,7 +137,14 @@ class BrokerApp:
             too_large=too_large,
             timed_out=timed_out,
         )
-        return await self.pipeline.handle(incoming)
+        answer = await self.pipeline.handle(incoming)
+        return for_sdk(
+            answer,
+            policy=self.runtime.loaded.policy,
+            raw_path=path,
+            headers=incoming.headers,
+            scheme=str(scope.get("scheme", "http")),
+        )
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:

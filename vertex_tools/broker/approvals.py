@@ -1,8 +1,9 @@
 """Held requests: the binding of an approval to one exact request.
 
 An approval is bound to the token, the upstream, the method, the path, the
-query (its pairs, sorted) and the canonical body (JSON re-serialised with
-sorted keys, forms as sorted pairs, anything else as raw bytes), by a BLAKE3
+query (its exact bytes), the canonical body (JSON re-serialised with sorted
+keys when it has no repeated key, anything else as raw bytes) and the forwarded
+headers that change what the upstream does, by a BLAKE3
 digest with a version and a domain prefix. Approving one refund therefore
 never approves another amount, another charge or another recipient, and the
 agent's retry (signed afresh, with a new nonce) finds the approval because
@@ -15,10 +16,10 @@ import base64
 import json
 import secrets
 from typing import Any
-from urllib.parse import parse_qsl
 
 import blake3
 
+from vertex_tools.broker.controls import Unreadable, media_type, strict_json
 from vertex_tools.decision import Decision, Effect, Reason
 from vertex_tools.store import ApprovalRecord, ApprovalState
 
@@ -41,18 +42,17 @@ def new_approval_id() -> str:
 
 
 def _canonical_body(content_type: str, body: bytes) -> Any:
+    """JSON re-serialised (key order and spacing do not matter; a repeated key, which
+    an upstream may read either way, falls back to the raw bytes); anything else as
+    its raw bytes (form pairs keep their order: the first or last of a repeated key
+    is what an upstream reads)."""
     if not body:
         return ["empty"]
-    if "json" in content_type:
+    kind = media_type(content_type)
+    if kind == "application/json" or kind.endswith("+json"):
         try:
-            return ["json", json.loads(body)]
-        except (ValueError, RecursionError):
-            pass
-    elif "x-www-form-urlencoded" in content_type:
-        try:
-            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
-            return ["form", sorted(pairs)]
-        except (ValueError, UnicodeDecodeError):
+            return ["json", strict_json(body)]
+        except Unreadable:
             pass
     return ["raw", body.hex()]
 
@@ -66,18 +66,31 @@ def binding_digest(
     query: str,
     content_type: str,
     body: bytes,
+    headers: tuple[tuple[str, str], ...] = (),
 ) -> str:
-    """The hex digest an approval is bound to."""
+    """The hex digest an approval is bound to: the query's exact bytes, the canonical
+    body, and every forwarded header that can change what the request does."""
     shape = [
         token_id,
         upstream,
         method,
         path,
-        sorted(parse_qsl(query, keep_blank_values=True)),
+        query,
         _canonical_body(content_type, body),
+        sorted(bound_headers(headers)),
     ]
     data = json.dumps(shape, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return blake3.blake3(_DOMAIN + data.encode()).hexdigest()
+
+
+_UNBOUND_HEADERS = frozenset({"accept", "accept-language", "user-agent"})
+
+
+def bound_headers(headers: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+    """The forwarded headers an approval binds and shows: all but those that only shape
+    the answer's presentation (``Prefer``, ``Content-Profile``, ``Content-Type`` and the
+    like change what the upstream does)."""
+    return [(k.lower(), v) for k, v in headers if k.lower() not in _UNBOUND_HEADERS]
 
 
 def shown_request(
@@ -93,6 +106,7 @@ def shown_request(
     amount: int | None,
     currency: str | None,
     request_id: str,
+    headers: tuple[tuple[str, str], ...] = (),
 ) -> dict[str, Any]:
     """What a human sees of a held request (never a credential: none is in these parts)."""
     text = body[:MAX_SHOWN_BODY].decode("utf-8", "replace")
@@ -101,7 +115,9 @@ def shown_request(
         "upstream": upstream,
         "path": path,
         "query": query,
+        "headers": [list(h) for h in bound_headers(headers)],
         "body": text,
+        "body_bytes": len(body),
         "body_truncated": len(body) > MAX_SHOWN_BODY,
         "operation": operation,
         "risk": risk,

@@ -1,11 +1,18 @@
 """Step 1 of the pipeline: who is calling.
 
 Two ways in: a signed request (``Authorization: Vertex-v1 ...``, the Python
-client) or, only for grants with ``bearer = true``, the token itself as
-``Authorization: Bearer <token>`` (or GitHub's ``token <token>``). Every
-failure is a Decision with a 401 reason; nothing here raises for bad input.
-Order: parse, look up, prove possession, then lifetime and revocation, so
-nothing about a token's state is told to someone who cannot prove they hold it.
+client) or, only for grants with ``bearer = true``, the token itself the way
+official SDKs send a key: ``Authorization: Bearer <token>`` (Stripe, Supabase),
+GitHub's ``Authorization: token <token>``, Supabase's ``apikey: <token>``
+(alone or beside ``Authorization``). Every failure is a Decision with a 401
+reason; nothing here raises for bad input.
+
+Order: collect the credentials, parse, look up, prove possession, then
+lifetime and revocation, so nothing about a token's state is told to someone
+who cannot prove they hold it. Credentials must agree: a request whose
+credential headers carry different tokens, or a signed request that also
+carries a bearer credential, is refused (``token_malformed``) rather than
+read one way by the broker and another by whoever reads it next.
 """
 
 from __future__ import annotations
@@ -56,7 +63,9 @@ def authenticate(
 ) -> AuthResult:
     """Authenticate one request. ``headers`` are lower-cased names, single values."""
     value = headers.get("authorization", "").strip()
-    if not value:
+    # Every apikey header, not only the first: two that differ must not pass as one.
+    apikeys = [v.strip() for k, v in all_headers if k.lower() == "apikey"]
+    if not value and not apikeys:
         return _deny(
             Reason.TOKEN_MISSING,
             "no credentials: sign requests with BrokerClient, or send Authorization: Bearer "
@@ -64,17 +73,34 @@ def authenticate(
             None,
             "none",
         )
-    scheme = value.split(" ", 1)[0].lower()
+    scheme = value.split(" ", 1)[0].lower() if value else ""
     if scheme == "vertex-v1":
+        if apikeys:
+            return _deny(
+                Reason.TOKEN_MALFORMED,
+                "a signed request carries no other credential: drop the apikey header",
+                None,
+                "signed",
+            )
         return _signed(policy, lookup, method, target, all_headers, body, now, value)
-    if scheme in ("bearer", "token"):
-        return _bearer(policy, lookup, value.split(" ", 1)[1] if " " in value else "", now)
-    return _deny(
-        Reason.TOKEN_MALFORMED,
-        "unsupported Authorization scheme; use Vertex-v1 signatures or Bearer",
-        None,
-        "none",
-    )
+    if value and scheme not in ("bearer", "token"):
+        return _deny(
+            Reason.TOKEN_MALFORMED,
+            "unsupported Authorization scheme; use Vertex-v1 signatures, Bearer or token",
+            None,
+            "none",
+        )
+    tokens = {value.split(" ", 1)[1].strip() if " " in value else ""} if value else set()
+    tokens.update(apikeys)
+    if len(tokens) != 1:
+        return _deny(
+            Reason.TOKEN_MALFORMED,
+            "the credential headers (Authorization, apikey) carry different tokens; "
+            "send the same vertex token in each",
+            None,
+            "bearer",
+        )
+    return _bearer(policy, lookup, tokens.pop(), now)
 
 
 def _lifetime(

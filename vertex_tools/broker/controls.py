@@ -15,7 +15,12 @@ What counts as control, per upstream:
   Path parameters that name the grant's resource (``owner``, ``repo``,
   ``table``) are left out: the grant's resource list bounds them already.
 * ``http`` upstreams: the broker knows no argument names, so every query
-  value and every body value is control.
+  value, every body value and every path segment is control.
+
+Bodies are read strictly: JSON as UTF-8 with no repeated key and no trailing
+data, forms as UTF-8, text as one value. A body the broker cannot read exactly
+(malformed, a repeated key the upstream may read differently, multipart,
+binary) is reported as :data:`UNCHECKED`: the gate never lets it pass as clean.
 
 Values are strings as sent (numbers in JSON stay numbers).
 """
@@ -26,12 +31,20 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from vertex_tools.policy.facts import RequestFacts, Resolved
 from vertex_tools.providers.catalog import Operation
 
-__all__ = ["MAX_VALUES", "UNCHECKED", "control_values"]
+__all__ = [
+    "MAX_VALUES",
+    "UNCHECKED",
+    "Unreadable",
+    "control_values",
+    "form_pairs",
+    "media_type",
+    "strict_json",
+]
 
 MAX_VALUES = 2_000
 """Values read from one request. A request with more cannot be checked whole: it is
@@ -60,26 +73,71 @@ def _leaves(value: Any) -> Iterator[Value]:
             stack.extend(item)
 
 
+class Unreadable(ValueError):
+    """A body the broker cannot read exactly as an upstream would: never a free pass."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise Unreadable(f"the JSON body repeats the key {key!r}")
+        found[key] = value
+    return found
+
+
+def strict_json(body: bytes) -> Any:
+    """Parse a JSON body as strictly as the broker must: UTF-8, no repeated key, no
+    trailing data; :class:`Unreadable` otherwise."""
+    try:
+        return json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except Unreadable:
+        raise
+    except (ValueError, RecursionError, UnicodeDecodeError) as exc:
+        raise Unreadable(f"the body is declared JSON but is not ({type(exc).__name__})") from exc
+
+
+def media_type(content_type: str) -> str:
+    """``Application/JSON; charset=utf-8`` -> ``application/json``."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def form_pairs(body: bytes) -> list[tuple[str, str]]:
+    """A urlencoded body's pairs in order, read as UTF-8 (what upstreams read)."""
+    try:
+        return parse_qsl(
+            body.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict"
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Unreadable("the form body is not ASCII-encoded UTF-8") from exc
+
+
 def _body_fields(facts: RequestFacts, body: bytes) -> tuple[dict[str, list[Value]], Any]:
-    """Body values by their top-level name, and the parsed JSON (None for forms)."""
+    """Body values by their top-level name, and the parsed JSON (None for forms).
+    :class:`Unreadable` for a body the broker cannot read exactly."""
     fields: dict[str, list[Value]] = {}
     if not body:
         return fields, None
-    if "json" in facts.content_type:
-        try:
-            data = json.loads(body)
-        except (ValueError, RecursionError):
-            return {"": [body.decode("utf-8", "replace")]}, None
+    kind = media_type(facts.content_type)
+    if kind == "application/json" or kind.endswith("+json"):
+        data = strict_json(body)
         if isinstance(data, dict):
             for key, value in data.items():
                 fields.setdefault(str(key), []).extend(_leaves(value))
         else:
             fields[""] = list(_leaves(data))
         return fields, data
-    for key, value in parse_qsl(body.decode("latin-1"), keep_blank_values=True):
-        match = _BASE.match(key)
-        fields.setdefault(match.group(1) if match else key, []).append(value)
-    return fields, None
+    if kind in ("application/x-www-form-urlencoded", ""):
+        for key, value in form_pairs(body):
+            match = _BASE.match(key)
+            fields.setdefault(match.group(1) if match else key, []).append(value)
+        return fields, None
+    if kind.startswith("text/"):
+        try:
+            return {"": [body.decode("utf-8")]}, None
+        except UnicodeDecodeError as exc:
+            raise Unreadable("the text body is not UTF-8") from exc
+    raise Unreadable(f"the broker does not read {kind} bodies (multipart, binary)")
 
 
 def _query_fields(query: str) -> dict[str, list[Value]]:
@@ -101,11 +159,18 @@ def control_values(
 ) -> dict[str, list[Value]]:
     """Control argument name -> the values this request carries for it."""
     queried = _query_fields(query)
-    fields, parsed = _body_fields(facts, body)
+    try:
+        fields, parsed = _body_fields(facts, body)
+    except Unreadable as exc:
+        return {UNCHECKED: [str(exc)]}
     out: dict[str, list[Value]] = {}
     if provider == "http" or operation is None:
         for name, found in (*queried.items(), *fields.items()):
             out.setdefault(name or "body", []).extend(found)
+        # REST puts the object acted on in the path: its segments steer the call too.
+        segments = [unquote(s) for s in facts.path.split("/") if s]
+        if segments:
+            out.setdefault("path", []).extend(segments)
         return _bounded(out)
     params: Mapping[str, str] = dict(resolved.params) if resolved is not None else {}
     resource_params = set(_RESOURCE_PARAM.findall(operation.resource or ""))

@@ -12,7 +12,9 @@ same run that copies them is caught even if the client reports nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ from vertex_tools.broker.approvals import (
     outcome_decision,
     shown_request,
 )
-from vertex_tools.broker.controls import control_values
+from vertex_tools.broker.controls import control_values, media_type
 from vertex_tools.broker.runtime import Runtime
 from vertex_tools.broker.taint_gate import taint_gate
 from vertex_tools.decision import Decision, Effect
@@ -63,21 +65,24 @@ class SentValues:
         self._runs: OrderedDict[tuple[str, str], set[str]] = OrderedDict()
         self._max_runs = max_runs
         self._max_values = max_values
+        self._lock = threading.Lock()  # the gate and the memory run on worker threads
 
     def add(self, key: tuple[str, str], values: Iterable[str]) -> None:
         """Note values a run sent."""
-        found = self._runs.pop(key, None) or set()
-        for value in values:
-            if len(found) >= self._max_values:
-                break
-            found.add(value)
-        self._runs[key] = found
-        while len(self._runs) > self._max_runs:
-            self._runs.popitem(last=False)
+        with self._lock:
+            found = self._runs.pop(key, None) or set()
+            for value in values:
+                if len(found) >= self._max_values:
+                    break
+                found.add(value)
+            self._runs[key] = found
+            while len(self._runs) > self._max_runs:
+                self._runs.popitem(last=False)
 
     def sent(self, key: tuple[str, str]) -> frozenset[str]:
         """What the run sent so far."""
-        return frozenset(self._runs.get(key, ()))
+        with self._lock:
+            return frozenset(self._runs.get(key, ()))
 
 
 def _request_values(provider: str, facts: RequestFacts) -> set[str]:
@@ -129,7 +134,10 @@ async def hold_step(
     """Taint gate, then the approval gate for what it held."""
     grant = policy.grants[grant_name]
     provider = policy.upstreams[facts.upstream].provider
-    result = taint_gate(
+    # Off the event loop: checking many values against a large memory takes real time,
+    # and one such request must not stall every other token's calls.
+    result = await asyncio.to_thread(
+        taint_gate,
         grant_name=grant_name,
         grant=grant,
         provider=provider,
@@ -166,6 +174,7 @@ async def hold_step(
             query=query,
             content_type=facts.content_type,
             body=body,
+            headers=facts.headers,
         ),
         created=now,
         expires=now + ttl,
@@ -181,6 +190,7 @@ async def hold_step(
             amount=None if amount is None else amount.value,
             currency=None if amount is None else amount.currency,
             request_id=request_id,
+            headers=facts.headers,
         ),
         taint=tuple(f.to_json() for f in result.findings),
     )
@@ -227,7 +237,18 @@ def remember_served(
     if found.provider == "http":
         if found.responses == "trusted" or facts.method not in ("GET", "HEAD"):
             return 0
-        memory.remember(key, body[:_MAX_REMEMBERED_TEXT].decode("utf-8", "replace"), upstream)
+        text = body[:_MAX_REMEMBERED_TEXT].decode("utf-8", "replace")
+        memory.remember(key, text, upstream)
+        if "json" in media_type(content_type) or text.lstrip()[:1] in ("{", "["):
+            # What the agent copies is the decoded value, not its escaped spelling
+            # (whatever the content type says: pages serve JSON as text/html too).
+            try:
+                decoded = json.loads(body)
+            except (ValueError, RecursionError):
+                return 1
+            leaves = [t for _, t in untrusted_texts(decoded, ("",))]
+            if leaves:
+                memory.remember(key, "\n".join(leaves)[:_MAX_REMEMBERED_TEXT], upstream)
         return 1
     operation = operation_of(policy, upstream, resolved)
     if operation is None or not operation.untrusted or "json" not in content_type:

@@ -1,6 +1,7 @@
 """The path of one call through the broker (DESIGN.md, "The path of one call").
 
     1 authenticate   token id, signature, timestamp, expiry, revocation   auth.py
+    1b agent key     an agent's idempotency key bound to its request      agent_keys.py
     2 resolve+decide policy engine, in memory                              policy/engine.py
     3 admit          nonce, rate, spend reservation: one transaction       store/
     4 audit intent   appended BEFORE anything leaves; failure -> 503
@@ -25,6 +26,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -35,6 +37,7 @@ import blake3
 
 from vertex_tools.audit import EntryKind
 from vertex_tools.broker.admission import admission_for, single_headers
+from vertex_tools.broker.agent_keys import claim_agent_key
 from vertex_tools.broker.answers import TOKEN_IN_TEXT, Outgoing, redact_tokens, refusal
 from vertex_tools.broker.auth import AuthResult, authenticate
 from vertex_tools.broker.headers import (
@@ -229,13 +232,32 @@ class Pipeline:
         if call.run[1] != "-":
             call.entry["run"] = call.run[1]
 
+        # 1b an agent's idempotency key: bound to this request, or refused if reused
+        refused, claim = await claim_agent_key(
+            rt,
+            policy=policy,
+            upstream=call.upstream,
+            method=incoming.method,
+            path=call.path,
+            query=incoming.query,
+            headers=incoming.headers,
+            content_type=headers.get("content-type", "").lower(),
+            body=incoming.body,
+            token_id=record.token_id,
+            now=now,
+        )
+        if claim is not None:
+            call.entry["idempotency"] = claim.value
+        if refused is not None:
+            return await self._refuse(call, refused)
+
         # 2 resolve and decide
         facts = RequestFacts(
             upstream=call.upstream,
             method=incoming.method,
             path=call.path,
             query=incoming.query,
-            content_type=headers.get("content-type", ""),
+            content_type=headers.get("content-type", "").lower(),
             body=incoming.body,
             headers=tuple(
                 (k.lower(), v) for k, v in all_headers if k.lower() in REQUEST_HEADER_ALLOWLIST
@@ -520,7 +542,8 @@ class Pipeline:
         headers += [("vertex-decision", "allow"), ("vertex-request-id", call.request_id)]
 
         if 200 <= response.status < 300 and call.facts is not None:
-            remember_served(
+            await asyncio.to_thread(
+                remember_served,
                 rt,
                 policy=call.loaded.policy,
                 facts=call.facts,

@@ -159,7 +159,9 @@ def taint_gate(
         if name in reported or name in trusted or _alias_in(name, reported):
             continue
         if name == UNCHECKED:
-            findings.append(Finding("(request)", ("too many values to check",), "", "broker"))
+            # Fail closed: what the broker cannot read exactly, it cannot call clean.
+            why = str(values[0]) if values else "the request cannot be checked"
+            findings.append(Finding("(request)", (why,), "", "broker"))
             continue
         for value in values:
             hits = memory.find(key, value)

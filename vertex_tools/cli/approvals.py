@@ -9,10 +9,12 @@ once: the agent retries the same call, and only that call goes ahead.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import click
 
+from vertex_tools.broker.controls import Unreadable, strict_json
 from vertex_tools.cli.common import emit_json, fmt_time, handle_errors, open_admin
 from vertex_tools.store import ApprovalRecord, ApprovalState
 
@@ -39,6 +41,16 @@ def _row(record: ApprovalRecord) -> dict[str, Any]:
         "note": record.note,
         "used": fmt_time(record.used),
     }
+
+
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def safe(text: object) -> str:
+    """Text an attacker may have written, made safe for a terminal: control characters
+    (escape sequences, carriage returns) and bidirectional overrides are shown as
+    ``\\xNN`` / ``\\uNNNN`` instead of acting on the screen."""
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
 
 
 @click.group()
@@ -69,8 +81,10 @@ def list_(show_all: bool, state: str | None, as_json: bool) -> None:
     for row in rows:
         amount = f" {row['amount']} {row['currency']}" if row["amount"] is not None else ""
         click.echo(
-            f"{row['id']}  {row['state']:8} {row['grant']:16} {row['operation']}{amount}  "
-            f"{row['method']} {row['upstream']}{row['path']}  expires {row['expires']}"
+            safe(
+                f"{row['id']}  {row['state']:8} {row['grant']:16} {row['operation']}{amount}  "
+                f"{row['method']} {row['upstream']}{row['path']}  expires {row['expires']}"
+            )
         )
 
 
@@ -90,38 +104,49 @@ def show(approval_id: str, as_json: bool) -> None:
         emit_json(data)
         return
     request = data["request"]
-    click.echo(f"approval {record.approval_id}: {record.state.value}")
-    click.echo(f"  grant      {record.grant} (token {record.token_id})")
-    click.echo(f"  operation  {request.get('operation')} ({request.get('risk')})")
+    lines = [f"approval {record.approval_id}: {record.state.value}"]
+    lines.append(f"  grant      {record.grant} (token {record.token_id})")
+    lines.append(f"  operation  {request.get('operation')} ({request.get('risk')})")
     target = request.get("path", "") + (f"?{request['query']}" if request.get("query") else "")
-    click.echo(f"  request    {request.get('method')} {request.get('upstream')} {target}")
+    lines.append(f"  request    {request.get('method')} {request.get('upstream')} {target}")
     if request.get("resource"):
-        click.echo(f"  resource   {request['resource']}")
+        lines.append(f"  resource   {request['resource']}")
     if request.get("amount") is not None:
-        click.echo(f"  amount     {request['amount']} {request.get('currency')} (minor units)")
+        lines.append(f"  amount     {request['amount']} {request.get('currency')} (minor units)")
+    for name, value in request.get("headers") or ():
+        lines.append(f"  header     {name}: {value}")
+    if request.get("reason"):
+        lines.append(f"  reason     {request['reason']}")
     body = request.get("body") or ""
     if body:
         try:
-            shown = json.dumps(json.loads(body), indent=2, sort_keys=True)
-        except ValueError:
+            shown = json.dumps(strict_json(body.encode()), indent=2, sort_keys=True)
+        except Unreadable:
             shown = body
-        click.echo("  body")
-        for line in shown.splitlines():
-            click.echo(f"    {line}")
+        lines.append("  body")
+        lines.extend(f"    {line}" for line in shown.splitlines())
+        if request.get("body_truncated"):
+            lines.append(
+                f"    ... truncated: only the first {len(body.encode())} of "
+                f"{request.get('body_bytes', '?')} bytes are shown; do not approve what you "
+                "cannot see (vertex approvals show --json has the same part)"
+            )
     if record.taint:
-        click.echo("  tainted arguments")
+        lines.append("  tainted arguments")
         for taint in data["taint"]:
             sources = ", ".join(taint.get("sources", []))
-            click.echo(
+            lines.append(
                 f"    {taint.get('argument')!s:16} from {sources} (seen by {taint.get('seen_by')})"
             )
             if taint.get("excerpt"):
-                click.echo(f"      ...{taint['excerpt']}...")
+                lines.append(f"      ...{taint['excerpt']}...")
     else:
-        click.echo("  no tainted argument: held because untrusted content entered the run")
-    click.echo(f"  created    {data['created']}, expires {data['expires']}")
+        lines.append("  no tainted argument: held because untrusted content entered the run")
+    lines.append(f"  created    {data['created']}, expires {data['expires']}")
     if record.decided is not None:
-        click.echo(f"  decided    {data['decided']} by {record.decided_by}: {record.note or ''}")
+        lines.append(f"  decided    {data['decided']} by {record.decided_by}: {record.note or ''}")
+    for line in lines:
+        click.echo(safe(line))
 
 
 def _decide(approval_id: str, note: str | None, *, approve: bool) -> None:

@@ -191,6 +191,10 @@ class Catalog:
     idempotency_header: str | None = None
     """Header carrying an idempotency key on POSTs (Stripe's Idempotency-Key): the broker
     sets it, chosen before the first attempt, so no retry can act twice."""
+    api_origin: str | None = None
+    """The base URL the provider names itself by in its answers (GitHub's ``url`` fields
+    and ``Link`` headers): rewritten to the broker's ``/proxy/<upstream>`` for official
+    SDKs, which follow those URLs."""
     _by_name: dict[str, Operation] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

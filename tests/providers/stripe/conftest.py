@@ -1,8 +1,9 @@
 """Stripe fixtures: localstripe on loopback, a data directory whose policy names it,
 the test key vaulted, a real broker process, and tools built on tokens it issued.
 
-Session-scoped: one stand-in and one broker for every Stripe test. Spend ceilings
-are per grant and per day, so each spend test uses a grant of its own.
+Session-scoped: one stand-in (``localstripe``, in tests/conftest.py: localstripe keeps
+global state, so tests/sdk shares it) and one broker for every Stripe test. Spend
+ceilings are per grant and per day, so each spend test uses a grant of its own.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from langchain_core.tools import BaseTool
 
-from tests.providers.stripe.standin import LocalStripe, StripeData
+from tests.providers.stripe.standin import STRIPE_KEY, LocalStripe, StripeData
 from vertex_tools.admin import Admin
 from vertex_tools.audit import AuditLog, EntryKind
 from vertex_tools.client import BrokerClient
@@ -24,9 +25,6 @@ from vertex_tools.home import Home, init_home
 from vertex_tools.local import LocalBroker
 from vertex_tools.policy import load_policy
 from vertex_tools.providers.stripe import StripeToolkit
-
-# Shaped like a Stripe test key, long enough for the broker's masked-form scrubbing.
-STRIPE_KEY = "sk_test_51VertexStandInKey0123456789abcdefXYZ"
 
 ALL_OPERATIONS = [
     "customers.list",
@@ -134,13 +132,6 @@ class StripeDeployment:
                 for r in log.records()
                 if r.kind is EntryKind.INTENT and r.data.get("grant") == grant
             ]
-
-
-@pytest.fixture(scope="session")
-def localstripe() -> Iterator[LocalStripe]:
-    """localstripe on 127.0.0.1, fresh store, only the vaulted key accepted."""
-    with LocalStripe(STRIPE_KEY) as standin:
-        yield standin
 
 
 @pytest.fixture(scope="session")

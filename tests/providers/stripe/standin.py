@@ -37,7 +37,10 @@ with warnings.catch_warnings():
     import localstripe.resources as ls_resources  # type: ignore[import-untyped]
     import localstripe.server as ls_server  # type: ignore[import-untyped]
 
-__all__ = ["LocalStripe", "Received", "StripeData"]
+__all__ = ["STRIPE_KEY", "LocalStripe", "Received", "StripeData"]
+
+# Shaped like a Stripe test key, long enough for the broker's masked-form scrubbing.
+STRIPE_KEY = "sk_test_51VertexStandInKey0123456789abcdefXYZ"
 
 _NO_KEY = (
     "You did not provide an API key. You need to provide your API key in the Authorization "

@@ -9,7 +9,8 @@ import time
 import httpx
 import pytest
 
-from tests.providers.stripe.conftest import STRIPE_KEY, StripeDeployment
+from tests.providers.stripe.conftest import StripeDeployment
+from tests.providers.stripe.standin import STRIPE_KEY
 from vertex_tools import BrokerRefused
 from vertex_tools.tokens import mint_token
 

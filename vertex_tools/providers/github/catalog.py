@@ -392,4 +392,5 @@ CATALOG = Catalog(
     resource_key="repos",
     resource_pattern=rf"{OWNER}/(?:\*|{REPO_NAME})",
     check=check,
+    api_origin="https://api.github.com",
 )

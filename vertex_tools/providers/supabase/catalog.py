@@ -28,10 +28,11 @@ Provider checks, after the operation and resource passed (see
    ``limit`` is added and a larger one lowered (a rewrite of the
    forwarded query, recorded in the audit log)
 
-What this cannot see: the request's headers. ``Prefer:
-resolution=merge-duplicates`` turns an insert into an upsert, and
-``Accept-Profile`` / ``Content-Profile`` select another schema; both reach
-PostgREST unchecked until the check is given the forwarded headers.
+Headers that change what a request means are refused too: ``Prefer:
+resolution=merge-duplicates`` turns an insert into an upsert, and an
+``Accept-Profile`` / ``Content-Profile`` naming a schema other than
+``public`` reaches tables no grant names (postgrest-py sends ``public`` on
+every request, which passes).
 
 A filter that matches every row (``id=gte.0``) is still a filter: the
 missing-filter check stops the accidental whole-table write, not a deliberate
@@ -45,10 +46,13 @@ from vertex_tools.policy.facts import RiskClass
 from vertex_tools.providers.catalog import Catalog, CheckContext, Operation, Rewrite
 from vertex_tools.providers.supabase.query import IDENTIFIER, QueryError, parse_query
 
-__all__ = ["CATALOG", "ROW_CAP", "RPC_PREFIX", "check"]
+__all__ = ["CATALOG", "DEFAULT_SCHEMA", "ROW_CAP", "RPC_PREFIX", "check"]
 
 ROW_CAP = 1000
 """The most rows one ``rows.select`` may return (PostgREST's own ``db-max-rows`` idea)."""
+
+DEFAULT_SCHEMA = "public"
+"""The schema grants cover; ``Accept-Profile`` / ``Content-Profile`` may name only it."""
 
 RPC_PREFIX = "rpc:"
 """How a grant's ``tables`` names a database function ``rpc.call`` may run."""
@@ -87,7 +91,8 @@ def check(ctx: CheckContext) -> Decision | Rewrite | None:
     # 2. headers that change what a request means: another schema, or an insert
     #    that becomes an upsert (overwriting rows the grant may only add to)
     for header, value in ctx.facts.headers:
-        if header in ("accept-profile", "content-profile"):
+        # postgrest-py names the default schema on every request; only another is refused.
+        if header in ("accept-profile", "content-profile") and value.strip() != DEFAULT_SCHEMA:
             return _deny(
                 Reason.NOT_ALLOWED,
                 "schema",
