@@ -31,8 +31,7 @@ from tests.providers.github.conftest import TOKEN as GITHUB_TOKEN
 from tests.providers.github.conftest import seed as seed_github
 from tests.providers.github.openapi import OpenAPI
 from tests.providers.github.standin import GitHubStandIn
-from tests.providers.stripe.conftest import STRIPE_KEY
-from tests.providers.stripe.standin import LocalStripe, StripeData
+from tests.providers.stripe.standin import STRIPE_KEY, LocalStripe, StripeData
 from tests.providers.supabase.conftest import SCHEMA, SUPABASE_KEY
 from tests.providers.supabase.postgrest import PostgrestStandIn
 from vertex_tools import GitHubToolkit, StripeToolkit, SupabaseToolkit
@@ -265,12 +264,11 @@ def human(decision: bool, asked: list[HeldCall] | None = None) -> Any:
     return decide
 
 
-def start_world(root: Path) -> Iterator[World]:
+def start_world(root: Path, localstripe: LocalStripe) -> Iterator[World]:
     """Start every stand-in and the broker; stop them after."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERTEX_")}
     spec = OpenAPI.load()
     with (
-        LocalStripe(STRIPE_KEY) as localstripe,
         GitHubStandIn(GITHUB_TOKEN, spec) as github,
         PostgresCluster() as pg,
         WebServer() as web_server,

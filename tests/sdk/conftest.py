@@ -24,7 +24,7 @@ from tests.providers.github.openapi import OpenAPI
 from tests.providers.github.standin import GitHubStandIn
 from tests.providers.stripe.standin import STRIPE_KEY, LocalStripe, StripeData
 from tests.providers.supabase import conftest as supabase_fixtures
-from tests.providers.supabase.pg import PostgresCluster
+from tests.pg import PostgresCluster
 from tests.providers.supabase.postgrest import PostgrestStandIn
 from vertex_tools.admin import Admin
 from vertex_tools.audit import AuditLog, EntryKind
