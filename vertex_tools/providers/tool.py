@@ -32,9 +32,8 @@ from vertex_tools.providers.catalog import ARGUMENT_ALIASES
 from vertex_tools.providers.fields import untrusted_texts
 from vertex_tools.taint import Source
 from vertex_tools.taint._callback import ProvenanceHandler, handler_for
+from vertex_tools.taint._headers import RUN_HEADER, TAINT_HEADER
 
-RUN_HEADER = "X-Vertex-Run"
-TAINT_HEADER = "X-Vertex-Taint"
 
 __all__ = ["ToolRequest", "VertexTool", "refusal_text"]
 

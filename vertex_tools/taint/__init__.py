@@ -20,6 +20,7 @@ from vertex_tools.taint._memory import TaintMemory
 if TYPE_CHECKING:
     from vertex_tools.taint._callback import ProvenanceHandler, handler_for, ledger_for
     from vertex_tools.taint._guard import Answer, BrokerApprovals, GuardedTool, HeldCall, guard
+    from vertex_tools.taint._headers import taint_headers
 
 __all__ = [
     "Answer",
@@ -40,6 +41,7 @@ __all__ = [
     "handler_for",
     "ledger_for",
     "normalise",
+    "taint_headers",
 ]
 
 _LAZY = {
@@ -51,6 +53,7 @@ _LAZY = {
     "GuardedTool": "vertex_tools.taint._guard",
     "HeldCall": "vertex_tools.taint._guard",
     "guard": "vertex_tools.taint._guard",
+    "taint_headers": "vertex_tools.taint._headers",
 }
 
 
