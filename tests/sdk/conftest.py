@@ -19,12 +19,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.pg import PostgresCluster
 from tests.providers.github import conftest as github_fixtures
 from tests.providers.github.openapi import OpenAPI
 from tests.providers.github.standin import GitHubStandIn
 from tests.providers.stripe.standin import STRIPE_KEY, LocalStripe, StripeData
 from tests.providers.supabase import conftest as supabase_fixtures
-from tests.pg import PostgresCluster
 from tests.providers.supabase.postgrest import PostgrestStandIn
 from vertex_tools.admin import Admin
 from vertex_tools.audit import AuditLog, EntryKind

@@ -49,14 +49,14 @@ def module_api(stripe_sdk: StripeSdk, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_stripe_client_lists_and_retrieves_customers(stripe_sdk: StripeSdk) -> None:
     client = _client(stripe_sdk, "sdk-support")
-    customers = client.v1.customers.list({"limit": 10})
+    customers = client.v1.customers.list({"email": "ada@example.com", "limit": 100})
     assert stripe_sdk.data.customer in [c.id for c in customers.data]
     one = client.v1.customers.retrieve(stripe_sdk.data.customer)
     assert one.email == "ada@example.com"
 
 
 def test_module_level_api_lists_customers(stripe_sdk: StripeSdk, module_api: None) -> None:
-    customers = stripe.Customer.list(limit=10)
+    customers = stripe.Customer.list(email="ada@example.com", limit=100)
     assert stripe_sdk.data.customer in [c.id for c in customers.data]
 
 

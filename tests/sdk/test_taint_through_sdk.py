@@ -12,7 +12,6 @@ from typing import Any
 
 import stripe
 from langchain_core.callbacks import CallbackManagerForToolRun
-from langchain_core.messages import HumanMessage
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel
 
@@ -36,9 +35,7 @@ class SdkRefundTool(BaseTool):
     def _run(self, charge: str, run_manager: CallbackManagerForToolRun | None = None) -> str:
         headers = taint_headers(run_manager, {"charge": charge}, control=["charge"])
         try:
-            refund = self.client.v1.refunds.create(
-                {"charge": charge}, options={"headers": headers}
-            )
+            refund = self.client.v1.refunds.create({"charge": charge}, options={"headers": headers})
         except stripe.StripeError as exc:
             return f"refused: {exc.user_message or exc}"
         return f"refunded {refund.amount} of {refund.charge}"

@@ -335,9 +335,11 @@ def test_the_public_names_are_sorted_complete_and_documented() -> None:
     for name in taint.__all__:
         assert (getattr(taint, name).__doc__ or "").strip(), name
     public = {n for m in (_match, _ledger, _memory) for n in m.__all__}
-    from vertex_tools.taint import _callback, _guard  # the LangChain parts, loaded lazily
+    # the LangChain parts, loaded lazily
+    from vertex_tools.taint import _callback, _guard, _headers
 
-    langchain_parts = {n for m in (_callback, _guard) for n in m.__all__} & set(taint.__all__)
+    lazy = (_callback, _guard, _headers)
+    langchain_parts = {n for m in lazy for n in m.__all__} & set(taint.__all__)
     assert public | langchain_parts == set(taint.__all__)
 
 

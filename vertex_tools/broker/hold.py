@@ -26,7 +26,7 @@ from vertex_tools.broker.approvals import (
     outcome_decision,
     shown_request,
 )
-from vertex_tools.broker.controls import control_values, media_type
+from vertex_tools.broker.controls import control_values
 from vertex_tools.broker.runtime import Runtime
 from vertex_tools.broker.taint_gate import taint_gate
 from vertex_tools.decision import Decision, Effect
@@ -237,18 +237,9 @@ def remember_served(
     if found.provider == "http":
         if found.responses == "trusted" or facts.method not in ("GET", "HEAD"):
             return 0
-        text = body[:_MAX_REMEMBERED_TEXT].decode("utf-8", "replace")
-        memory.remember(key, text, upstream)
-        if "json" in media_type(content_type) or text.lstrip()[:1] in ("{", "["):
-            # What the agent copies is the decoded value, not its escaped spelling
-            # (whatever the content type says: pages serve JSON as text/html too).
-            try:
-                decoded = json.loads(body)
-            except (ValueError, RecursionError):
-                return 1
-            leaves = [t for _, t in untrusted_texts(decoded, ("",))]
-            if leaves:
-                memory.remember(key, "\n".join(leaves)[:_MAX_REMEMBERED_TEXT], upstream)
+        # TaintMemory also indexes the decoded strings of a JSON answer: what the agent
+        # copies is the decoded value, not its escaped spelling.
+        memory.remember(key, body[:_MAX_REMEMBERED_TEXT].decode("utf-8", "replace"), upstream)
         return 1
     operation = operation_of(policy, upstream, resolved)
     if operation is None or not operation.untrusted or "json" not in content_type:

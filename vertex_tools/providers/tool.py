@@ -34,7 +34,6 @@ from vertex_tools.taint import Source
 from vertex_tools.taint._callback import ProvenanceHandler, handler_for
 from vertex_tools.taint._headers import RUN_HEADER, TAINT_HEADER
 
-
 __all__ = ["ToolRequest", "VertexTool", "refusal_text"]
 
 MAX_OUTPUT_CHARS = 20_000

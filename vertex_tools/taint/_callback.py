@@ -6,15 +6,20 @@ Add one :class:`ProvenanceHandler` to a run's callbacks (``config={"callbacks":
 * trusted: the system prompt and the human's messages (``on_chat_model_start``),
   and the outputs of tools an operator declared trusted (the user's own data);
 * untrusted: the outputs of every other tool (the default: anything a third
-  party can write is untrusted), and every retrieved document;
+  party can write is untrusted), every retrieved document, and human messages the
+  agent harness wrote (``lc_source``: a summary repeats tool outputs);
 * neither: tools declared ``neutral``, and vertex_tools' own provider tools,
   which record just the fields third parties can write themselves.
+
+Every string of an output is recorded: content blocks (``search_result``, ``json``),
+lists of records, messages, LangGraph commands; a JSON text also decoded.
 
 A tool's declaration comes from its ``metadata["vertex_output"]``
 (``untrusted``, ``trusted``, ``neutral`` or ``self``), set by
 :func:`vertex_tools.guard`; the handler's ``trusted_tools`` / ``untrusted_tools``
 / ``neutral_tools`` override it by tool name. ``trusted_sources`` names
-retrieved documents' ``metadata["source"]`` prefixes that are the user's own;
+retrieved documents' ``metadata["source"]`` prefixes that are the user's own (matched
+on a boundary: the prefix, or the prefix followed by ``/``, ``?`` or ``#``);
 ``trusted_fields`` / ``untrusted_fields`` adjust, per provider tool, which
 answer fields count as third-party content (``{"stripe_retrieve_customer":
 ["metadata"]}`` when the metadata is written by your own systems).
@@ -26,17 +31,20 @@ runs inline, so the ledger is up to date before the next step of the loop.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from pydantic import BaseModel
 
 from vertex_tools.taint._ledger import ProvenanceLedger, Source
+from vertex_tools.taint._match import _with_json_leaves
 
 __all__ = ["INNER_TAG", "OutputTrust", "ProvenanceHandler", "handler_for", "ledger_for"]
 
@@ -47,18 +55,94 @@ recorded once, under the guard's declaration."""
 _TRUSTS: frozenset[str] = frozenset({"untrusted", "trusted", "neutral", "self"})
 
 
+_MAX_ITEMS = 100_000  # items walked in one output; past it the rest is its repr
+
+
 def _text(value: Any) -> str:
-    """The text of a message content, a tool output or anything else."""
-    content = getattr(value, "content", value)
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [p.get("text", "") if isinstance(p, dict) else str(p) for p in content]
-        return "\n".join(str(p) for p in parts)
+    """Every string of a message content, a tool output or anything else, one a line:
+    content blocks (``text``, ``search_result`` with its ``source``, ``title`` and
+    nested ``content``, ``json``...), lists of records (keys and values), messages
+    (their content), LangGraph ``Command`` updates, models and dataclasses. Numbers
+    are written as text; a string that is a JSON document with escapes gets its
+    decoded strings after it. Iterative: deep nesting costs no stack."""
+    parts: list[str] = []
+    stack: list[Any] = [value]
+    walked = 0
+    while stack:
+        item = stack.pop()
+        walked += 1
+        if walked > _MAX_ITEMS:  # a self-referencing list: the rest as text, once
+            parts.append(_repr(stack))
+            break
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, str):
+            parts.append(_with_json_leaves(item))
+        elif isinstance(item, int | float | Decimal):
+            parts.append(str(item))
+        elif isinstance(item, bytes | bytearray):
+            parts.append(bytes(item).decode("utf-8", "replace"))
+        elif isinstance(item, BaseMessage):
+            stack.append(item.content)
+        elif isinstance(item, Document):
+            stack.append(item.metadata)
+            stack.append(item.page_content)
+        elif isinstance(item, Mapping):
+            for key, sub in reversed(list(item.items())):
+                stack.append(sub)
+                stack.append(key)
+        elif isinstance(item, list | tuple):
+            stack.extend(reversed(item))
+        elif isinstance(item, set | frozenset):
+            stack.extend(item)
+        elif isinstance(item, BaseModel):
+            stack.append(item.model_dump())
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            stack.append({f.name: getattr(item, f.name, None) for f in dataclasses.fields(item)})
+        elif _is_command(item):
+            # LangGraph's Command: what reaches the model is in its update (messages,
+            # state) and its resume value.
+            stack.append(getattr(item, "resume", None))
+            stack.append(getattr(item, "update", None))
+        else:
+            parts.append(_repr(item))
+    return "\n".join(parts)
+
+
+def _is_command(item: Any) -> bool:
+    return type(item).__name__ == "Command" and hasattr(item, "update")
+
+
+def _repr(item: Any) -> str:
     try:
-        return json.dumps(content, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return str(content)
+        return str(item)
+    except (TypeError, ValueError, AttributeError, RecursionError):  # a broken __str__
+        return object.__repr__(item)
+
+
+def _source_trusted(origin: str, prefixes: Iterable[str]) -> bool:
+    """Whether a document's ``source`` is under one of the trusted ``prefixes``, on a
+    boundary: the prefix itself, or followed by "/", "?" or "#" (or the prefix ends in
+    one of them), so ``https://wiki.corp.example`` does not trust
+    ``https://wiki.corp.example.attacker.net`` nor ``https://wiki.corp.example@evil``."""
+    for prefix in prefixes:
+        if not prefix or not origin.startswith(prefix):
+            continue
+        if len(origin) == len(prefix) or prefix[-1] in "/?#" or origin[len(prefix)] in "/?#":
+            return True
+    return False
+
+
+def _harness_made(message: BaseMessage) -> str | None:
+    """The feature that wrote a human message the user did not type (LangChain marks
+    them with ``additional_kwargs["lc_source"]``: ``SummarizationMiddleware`` puts its
+    summary of the conversation, tool outputs included, in a HumanMessage marked
+    ``summarization``); None for a message without the mark."""
+    kwargs = getattr(message, "additional_kwargs", None) or {}
+    source = kwargs.get("lc_source") if isinstance(kwargs, Mapping) else None
+    if source is None:
+        return None
+    return str(source)[:64] or "harness"
 
 
 class ProvenanceHandler(BaseCallbackHandler):
@@ -111,24 +195,48 @@ class ProvenanceHandler(BaseCallbackHandler):
     # messages: the system prompt and the human are trusted
 
     def on_chat_model_start(
-        self, serialized: dict[str, Any], messages: list[list[BaseMessage]], **kwargs: Any
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[BaseMessage]],
+        *,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
-        """Record the system prompt and the human's messages as trusted."""
+        """Record the system prompt and the human's messages as trusted. A human
+        message the agent harness wrote (a summary of the conversation, marked
+        ``lc_source``) repeats tool outputs: it is recorded as untrusted. A model call
+        a middleware makes for itself (``metadata["lc_source"]``, the summariser's
+        prompt holding the whole conversation) records nothing as trusted."""
+        internal = bool(metadata) and "lc_source" in (metadata or {})
         for batch in messages:
             for message in batch:
+                trusted = True
                 if isinstance(message, HumanMessage):
-                    source = Source("user", "message")
+                    made_by = _harness_made(message)
+                    if made_by is not None:
+                        source, trusted = Source("system", made_by, "message"), False
+                    elif internal:
+                        continue
+                    else:
+                        source = Source("user", "message")
                 elif isinstance(message, SystemMessage) and self._trust_system:
+                    if internal:
+                        continue
                     source = Source("system", "prompt")
                 else:
                     continue
                 text = _text(message)
-                key = hash((source.kind, text))
+                if not text:
+                    continue
+                key = hash((source.kind, trusted, text))
                 with self._lock:
                     if key in self._seen:
                         continue
                     self._seen.add(key)
-                self.ledger.add_trusted(text, source)
+                if trusted:
+                    self.ledger.add_trusted(text, source)
+                else:
+                    self.ledger.add_untrusted(text, source)
 
     # tools: by declaration, untrusted unless declared otherwise
 
@@ -183,7 +291,7 @@ class ProvenanceHandler(BaseCallbackHandler):
         for document in documents:
             origin = str(document.metadata.get("source", "")) if document.metadata else ""
             source = Source("retriever", "document", origin[:200])
-            if origin and any(origin.startswith(t) for t in self._trusted_sources):
+            if origin and _source_trusted(origin, self._trusted_sources):
                 self.ledger.add_trusted(document.page_content, source)
             else:
                 self.ledger.add_untrusted(document.page_content, source)

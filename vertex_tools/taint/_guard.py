@@ -131,7 +131,12 @@ class GuardedTool(BaseTool):
     def _arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         if kwargs:
             return dict(kwargs)
-        return {"input": args[0]} if args else {}
+        if not args:
+            return {}
+        # A positional input is the tool's single argument (``tool_input`` for a
+        # ``Tool(func=...)``): named so, a control declared by that name is checked.
+        names = _argument_names(self.inner) or []
+        return {names[0] if len(names) == 1 else "input": args[0]}
 
     def _controls(self, arguments: Mapping[str, Any]) -> list[str]:
         config = self.guard_config
@@ -247,6 +252,13 @@ class GuardedTool(BaseTool):
         )
 
 
+def _argument_names(tool: BaseTool) -> list[str] | None:
+    try:
+        return list(tool.args)
+    except (TypeError, ValueError, AttributeError, NotImplementedError):  # unreadable schema
+        return None
+
+
 def guard(
     tool: BaseTool,
     *,
@@ -271,9 +283,23 @@ def guard(
         raise ValueError(f"on_taint must be deny, approve or allow, not {on_taint!r}")
     if output is not None and output not in ("untrusted", "trusted", "neutral"):
         raise ValueError(f"output must be untrusted, trusted or neutral, not {output!r}")
+    if isinstance(control, str) or isinstance(content, str):
+        raise ValueError("control and content are lists of argument names, not a string")
+    controls = None if control is None else tuple(control)
+    contents = frozenset(content)
+    names = _argument_names(tool)
+    if names is not None:
+        for kind, declared in (("control", controls or ()), ("content", contents)):
+            unknown = sorted(set(declared) - set(names))
+            if unknown:
+                # A misspelt name would silently never be checked: refuse it.
+                raise ValueError(
+                    f"{kind} names {unknown}, not arguments of the tool {tool.name!r} "
+                    f"(its arguments: {sorted(names)})"
+                )
     config = _Config(
-        control=None if control is None else tuple(control),
-        content=frozenset(content),
+        control=controls,
+        content=contents,
         on_taint=on_taint,
         strict=strict,
         sensitive=sensitive,

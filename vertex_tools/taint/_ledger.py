@@ -10,7 +10,9 @@ Invariants:
 - ``check(value)`` returns the hits of ``value`` in untrusted content whose
   comparison does not also match in trusted content ("a value that the user also
   gave is not tainted"). Clearing is per comparison: a trusted host does not clear
-  an untrusted full URL, and the trusted "$10" clears the number 1000 (cents).
+  an untrusted full URL, and the trusted "$10" clears the number 1000 (cents); a
+  number inside a date, a time or an id ("2026-11-29", "10:30", "#2026") clears
+  nothing. A tainted argument is never reported ``trusted``.
 - Fail closed: untrusted text past ``max_bytes`` is not stored and the ledger says
   ``overflowed`` (callers then treat the run as strict); an argument too large to
   walk or a string too long to check whole is reported tainted with an
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import re
 import secrets
@@ -34,6 +37,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+
+from pydantic import BaseModel
 
 from vertex_tools.taint._match import (
     MAX_HITS,
@@ -102,7 +107,8 @@ class TaintReport:
     """The taint labels of one call's control arguments, for the broker.
 
     ``tainted``: arguments whose value came from untrusted content and not from
-    trusted content. ``trusted``: arguments whose value appears in trusted content.
+    trusted content. ``trusted``: arguments not tainted whose value appears in trusted
+    content.
     ``untrusted_seen``: the run has read untrusted content. ``overflowed``: some
     untrusted content was too large to remember (treat the run as strict).
     """
@@ -168,7 +174,16 @@ class TaintReport:
             )
         except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(f"taint header does not decode to JSON: {exc}") from exc
-        return _report_from_json(body)
+        except RecursionError as exc:  # "[" * 3000: too deep for the parser
+            raise ValueError("taint header nests too deeply to parse") from exc
+        except Exception as exc:  # whatever else a parser may raise: still malformed
+            raise ValueError(f"taint header cannot be parsed: {exc!r}") from exc
+        try:
+            return _report_from_json(body)
+        except ValueError:
+            raise
+        except Exception as exc:  # a shape the checks did not foresee: malformed
+            raise ValueError(f"taint header is malformed: {exc!r}") from exc
 
 
 # (excerpt length, hits kept per argument (None: all), keep the trusted list)
@@ -267,10 +282,21 @@ def _leaves(value: Any) -> tuple[list[Value], bool]:
             stack.extend(reversed(list(item)) if isinstance(item, list | tuple) else item)
         elif isinstance(item, bytes | bytearray):
             leaves.append(bytes(item).decode("utf-8", "replace"))
+        elif isinstance(item, BaseModel):
+            # A tool's args_schema validates nested arguments into models: walk their
+            # fields, not their repr ("login='octocat-evil'" matches no whole value).
+            stack.append(item.model_dump())
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            stack.append(_dataclass_fields(item))
         else:
             # A UUID, a date, an enum: compared as the text a tool would send.
             leaves.append(str(item))
     return leaves, False
+
+
+def _dataclass_fields(instance: Any) -> dict[str, Any]:
+    # Not dataclasses.asdict: it deep-copies every field; the walk goes down itself.
+    return {f.name: getattr(instance, f.name, None) for f in dataclasses.fields(instance)}
 
 
 class ProvenanceLedger:
@@ -359,7 +385,9 @@ class ProvenanceLedger:
                     hits.append(Hit(UNCHECKED_SOURCE, MatchKind.UNCHECKED, note))
                 if hits:
                     tainted.append(Taint(name, tuple(hits)))
-                if appears:
+                elif appears:
+                    # Only an argument with no untrusted value is the user's word: the
+                    # broker skips its own memory for the arguments named trusted.
                     trusted.append(name)
             return TaintReport(
                 run_id=self.run_id,

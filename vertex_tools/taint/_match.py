@@ -74,6 +74,7 @@ time linear in its size, whatever the text (untrusted text is attacker-written).
 
 from __future__ import annotations
 
+import json
 import math
 import operator
 import re
@@ -105,7 +106,7 @@ _MAX_NEAR_MISSES = 1000
 _MAX_INT_BITS = 13_000  # about 3,900 digits: below Python's int-to-str limit of 4,300
 
 # Families of comparisons; a probe of one family only ever meets atoms of the same one.
-_TEXT, _SQUASH, _URL, _HOST, _EMAIL, _IBAN, _ACCOUNT, _IDENT, _NUMBER = (
+_TEXT, _SQUASH, _URL, _HOST, _EMAIL, _IBAN, _ACCOUNT, _IDENT, _NUMBER, _NUMPART = (
     "text",
     "squash",
     "url",
@@ -115,6 +116,7 @@ _TEXT, _SQUASH, _URL, _HOST, _EMAIL, _IBAN, _ACCOUNT, _IDENT, _NUMBER = (
     "account",
     "ident",
     "number",
+    "numpart",  # a number that is part of a date, a time or an id: matches, never clears
 )
 
 
@@ -333,13 +335,66 @@ def _atoms(clean: str, *, numbers: bool) -> list[tuple[str, Hashable, int, int]]
     if numbers:
         for m in _NUMBER_RE.finditer(clean):
             literal = m.group()
-            found.append((_NUMBER, _to_decimal(literal), m.start(), m.end()))
+            family = _NUMPART if _in_compound(clean, m.start(), m.end()) else _NUMBER
+            found.append((family, _to_decimal(literal), m.start(), m.end()))
             if " " in literal:  # "ids 100 200" is a list as much as a grouped number
                 offset = m.start()
                 for part in literal.split(" "):
-                    found.append((_NUMBER, _to_decimal(part), offset, offset + len(part)))
+                    found.append((family, _to_decimal(part), offset, offset + len(part)))
                     offset += len(part) + 1
     return found
+
+
+_JOINERS = "-/:#"
+
+
+def _in_compound(clean: str, start: int, end: int) -> bool:
+    """Whether the number at ``clean[start:end]`` is part of a date, a time, a version
+    or an id (``2026-11-29``, ``10:30``, ``29/11``, ``#2026``, ``T-2026``): joined to a
+    letter or digit by ``-``, ``/``, ``:`` or ``#``. Such a number still taints (the
+    untrusted text holds it) but never clears: "Today is 2026-11-29" says nothing
+    about an amount of 2026."""
+    before = clean[start - 1] if start > 0 else ""
+    if before and before in _JOINERS and (before == "#" or clean[start - 2 : start - 1].isalnum()):
+        return True
+    return end + 1 < len(clean) and clean[end] in _JOINERS and clean[end + 1].isalnum()
+
+
+# -- JSON texts: what a tool or an API answers --------------------------------------
+
+
+def _json_leaves(text: str) -> list[str] | None:
+    """The decoded strings (object keys included) of ``text`` when it is a JSON object
+    or array whose spelling differs from them (it holds a backslash escape: ``\\n``,
+    ``\\u00fc``); None otherwise. Iterative: nesting depth costs no stack."""
+    s = text.strip()
+    if len(s) < 2 or "\\" not in s or (s[0], s[-1]) not in (("{", "}"), ("[", "]")):
+        return None
+    try:
+        decoded = json.loads(s)
+    except (ValueError, RecursionError):
+        return None
+    leaves: list[str] = []
+    stack: list[object] = [decoded]
+    while stack:  # the strings are no longer than the text: no cap needed
+        item = stack.pop()
+        if isinstance(item, str):
+            leaves.append(item)
+        elif isinstance(item, dict):
+            for key, sub in reversed(item.items()):
+                stack.append(sub)
+                stack.append(key)
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+    return leaves
+
+
+def _with_json_leaves(text: str) -> str:
+    """``text``, followed by its decoded strings when it is a JSON document with
+    escapes (:func:`_json_leaves`): what an agent copies is the decoded value, and
+    ``"...:\\noctocat-evil"`` spells ``noctocat`` where the value says ``octocat``."""
+    leaves = _json_leaves(text)
+    return text if not leaves else "\n".join((text, *leaves))
 
 
 # -- probes: what a value is compared as ----------------------------------------------
@@ -608,7 +663,12 @@ class TextIndex:
 
     def add(self, text: str, source: str) -> bool:
         """Add ``text`` read from ``source``; False (and nothing added) when it would
-        take the index past ``max_bytes``."""
+        take the index past ``max_bytes``. A JSON document with escapes is added with
+        its decoded strings after it (counted in its size)."""
+        return self._add_prepared(_with_json_leaves(text), source)
+
+    def _add_prepared(self, text: str, source: str) -> bool:
+        """:meth:`add` of a text already passed through ``_with_json_leaves``."""
         if len(text) > self._max_bytes - self._size:  # never smaller in UTF-8: no need to encode
             return False
         size = _utf8_size(text)
@@ -666,21 +726,29 @@ class TextIndex:
         self._squash_starts = list(accumulate((len(p) + 1 for p in squash_parts[:-1]), initial=0))
         self._dirty = False
 
-    def _lookup(self, probe: _Probe, limit: int) -> tuple[list[Hit], bool]:
+    def _lookup(
+        self, probe: _Probe, limit: int, *, clearing: bool = False
+    ) -> tuple[list[Hit], bool]:
         """Up to ``limit`` hits for ``probe``, and whether the scan gave up on an
-        adversarial text (the last hit then stands for that text, unverified)."""
+        adversarial text (the last hit then stands for that text, unverified).
+        ``clearing``: looking in trusted text, where a number in a date, a time or an
+        id does not count."""
         if probe.family == _TEXT:
             return self._scan_text(probe, limit), False
         if probe.family == _SQUASH:
             return self._scan_squash(probe, limit)
         if probe.family == _NUMBER:
             d, digits = cast(tuple[Decimal, str | None], probe.key)
-            hits: list[Hit] = []
-            for key, kind in (
+            cents = d.scaleb(-2, context=_DECIMALS)
+            keys: list[tuple[tuple[str, Hashable], MatchKind]] = [
                 ((_NUMBER, d), MatchKind.NUMBER),
-                ((_NUMBER, d.scaleb(-2, context=_DECIMALS)), MatchKind.NUMBER),
-                ((_ACCOUNT, digits), MatchKind.ACCOUNT),
-            ):
+                ((_NUMBER, cents), MatchKind.NUMBER),
+            ]
+            if not clearing:
+                keys += [((_NUMPART, d), MatchKind.NUMBER), ((_NUMPART, cents), MatchKind.NUMBER)]
+            keys.append(((_ACCOUNT, digits), MatchKind.ACCOUNT))
+            hits: list[Hit] = []
+            for key, kind in keys:
                 hits += self._atom_hits(key, kind, limit - len(hits))
             return hits, False
         return self._atom_hits((probe.family, probe.key), probe.kind, limit), False
@@ -787,16 +855,20 @@ class TextIndex:
             return bool(self._chunks(str(key)[:_MIN_SQUASH_ALNUM], norm=False))
         if probe.family == _NUMBER:
             d, digits = cast(tuple[Decimal, str | None], key)
+            cents = d.scaleb(-2, context=_DECIMALS)
+            atoms = self._atoms
             return (
-                (_NUMBER, d) in self._atoms
-                or (_NUMBER, d.scaleb(-2, context=_DECIMALS)) in self._atoms
-                or (_ACCOUNT, digits) in self._atoms
+                (_NUMBER, d) in atoms
+                or (_NUMBER, cents) in atoms
+                or (_NUMPART, d) in atoms
+                or (_NUMPART, cents) in atoms
+                or (_ACCOUNT, digits) in atoms
             )
         return (probe.family, key) in self._atoms
 
     def _contains(self, probe: _Probe) -> bool:
         """Whether ``probe`` certainly matches (used to clear: unsure means no)."""
-        hits, undecided = self._lookup(probe, 1)
+        hits, undecided = self._lookup(probe, 1, clearing=True)
         return bool(hits) and not undecided
 
 
