@@ -8,12 +8,13 @@ stand-in upstream, the real store, and the real LangChain callback and guard.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
+from tests.broker.conftest import ClientFor, refused, run
 from tests.conftest import Deployment, make_deployment
 from vertex_tools import BrokerClient, BrokerRefused, BrokerUnavailable
 from vertex_tools.demo.echo import EchoServer
@@ -36,35 +37,11 @@ def _page(deployment: Deployment) -> None:
     deployment.upstream.pages["review-invoice"] = PAGE
 
 
-@pytest.fixture
-def client_for(deployment: Deployment, broker: LocalBroker) -> Iterator[object]:
-    made: list[BrokerClient] = []
-
-    def make(grant: str) -> BrokerClient:
-        client = broker.client(deployment.issue(grant).token)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.close()
-
-
-def run(name: str) -> dict[str, str]:
-    return {"X-Vertex-Run": name}
-
-
-def refused(call: object) -> BrokerRefused:
-    with pytest.raises(BrokerRefused) as info:
-        call()  # type: ignore[operator]
-    return info.value
-
-
-def attempt(call: object) -> str | None:
+def attempt(call: Callable[[], object]) -> str | None:
     """The reason the broker refused ``call`` with, or None when it let it through
     (whatever the stand-in then answered: only what crossed the broker matters)."""
     try:
-        call()  # type: ignore[operator]
+        call()
     except BrokerRefused as error:
         return error.decision.reason.value
     return None
@@ -86,7 +63,7 @@ def forwarded_since(deployment: Deployment, before: int) -> list[bytes]:
 
 
 def test_json_with_a_content_type_in_capitals_is_still_checked(
-    deployment: Deployment, client_for: object
+    deployment: Deployment, client_for: ClientFor
 ) -> None:
     """Attack: send the copied value in a JSON body labelled ``Application/JSON``.
 
@@ -95,7 +72,7 @@ def test_json_with_a_content_type_in_capitals_is_still_checked(
     keys are not control values. Media types are case-insensitive (RFC 9110), so the
     upstream (aiohttp here) parses JSON and acts on the attacker's account.
     """
-    client: BrokerClient = client_for("browser")  # type: ignore[operator]
+    client: BrokerClient = client_for("browser")
     read_page(client, "rv-ct")
     before = len(deployment.upstream.received)
     body = json.dumps({"to": ATTACKER}).encode()
@@ -108,7 +85,7 @@ def test_json_with_a_content_type_in_capitals_is_still_checked(
 
 
 def test_duplicate_json_keys_do_not_hide_a_served_value(
-    deployment: Deployment, client_for: object
+    deployment: Deployment, client_for: ClientFor
 ) -> None:
     """Attack: ``{"to": ATTACKER, "to": "acct_ours_42"}``.
 
@@ -117,7 +94,7 @@ def test_duplicate_json_keys_do_not_hide_a_served_value(
     whose parser keeps the first duplicate (many streaming / Go-struct / Java
     parsers do, or reject) pays the attacker.
     """
-    client: BrokerClient = client_for("browser")  # type: ignore[operator]
+    client: BrokerClient = client_for("browser")
     read_page(client, "rv-dup")
     before = len(deployment.upstream.received)
     body = f'{{"to": "{ATTACKER}", "to": "acct_ours_42"}}'.encode()
@@ -142,7 +119,7 @@ def test_duplicate_json_keys_do_not_hide_a_served_value(
     ids=["trailing-space-ok", "trailing-data", "deep-nesting"],
 )
 def test_a_json_body_the_broker_cannot_parse_is_not_a_free_pass(
-    deployment: Deployment, client_for: object, body: str
+    deployment: Deployment, client_for: ClientFor, body: str
 ) -> None:
     """Attack: make the body unparsable *for the broker* (trailing data, deep nesting).
 
@@ -151,7 +128,7 @@ def test_a_json_body_the_broker_cannot_parse_is_not_a_free_pass(
     long string and matches nothing, so the request is forwarded. The upstream's
     parser may well accept what Python's rejects.
     """
-    client: BrokerClient = client_for("browser")  # type: ignore[operator]
+    client: BrokerClient = client_for("browser")
     read_page(client, "rv-parse")
     before = len(deployment.upstream.received)
     headers = {**run("rv-parse"), "Content-Type": "application/json"}
@@ -162,7 +139,7 @@ def test_a_json_body_the_broker_cannot_parse_is_not_a_free_pass(
     )
 
 
-def test_a_form_body_in_utf8_is_read_as_utf8(deployment: Deployment, client_for: object) -> None:
+def test_a_form_body_in_utf8_is_read_as_utf8(deployment: Deployment, client_for: ClientFor) -> None:
     """Attack: copy a non-ASCII payee name (``Jürgen-Müller-Holding``) into a form body
     sent as raw UTF-8 (what browsers and most clients send).
 
@@ -170,7 +147,7 @@ def test_a_form_body_in_utf8_is_read_as_utf8(deployment: Deployment, client_for:
     compares is mojibake (``JÃ¼rgen-MÃ¼ller-Holding``) and matches nothing; the
     upstream decodes UTF-8 and stores the page's payee.
     """
-    client: BrokerClient = client_for("browser")  # type: ignore[operator]
+    client: BrokerClient = client_for("browser")
     read_page(client, "rv-utf8")
     sane = refused(lambda: client.post("echo", "/items", json={"to": NAME}, headers=run("rv-utf8")))
     assert sane.decision.reason.value == "tainted_argument"
@@ -194,7 +171,7 @@ def test_a_form_body_in_utf8_is_read_as_utf8(deployment: Deployment, client_for:
     ids=["newline-escape", "unicode-escape"],
 )
 def test_a_value_served_inside_json_escapes_is_remembered(
-    deployment: Deployment, client_for: object, record: dict[str, str], value: str
+    deployment: Deployment, client_for: ClientFor, record: dict[str, str], value: str
 ) -> None:
     """Attack: the attacker's value is served inside a JSON document (what most APIs
     answer), where ``json.dumps`` writes a newline as ``\\n`` and non-ASCII as
@@ -205,7 +182,7 @@ def test_a_value_served_inside_json_escapes_is_remembered(
     is the tokens ``j u00fcrgen``, so the value the agent copies (decoded, as its JSON
     library gave it) matches nothing.
     """
-    client: BrokerClient = client_for("browser")  # type: ignore[operator]
+    client: BrokerClient = client_for("browser")
     name = f"review-json-{len(value)}"
     deployment.upstream.pages[name] = json.dumps(record)
     run_id = f"rv-esc-{len(value)}"
@@ -219,7 +196,7 @@ def test_a_value_served_inside_json_escapes_is_remembered(
     )
 
 
-def test_multipart_form_values_are_checked(deployment: Deployment, client_for: object) -> None:
+def test_multipart_form_values_are_checked(deployment: Deployment, client_for: ClientFor) -> None:
     """Attack: send the copied value as ``multipart/form-data``.
 
     The gate reads every non-JSON body with ``parse_qsl``: a multipart body becomes one
@@ -229,7 +206,7 @@ def test_multipart_form_values_are_checked(deployment: Deployment, client_for: o
     (The stand-in itself answers 500 here: its recording middleware consumes the
     stream its multipart parser needs; only what crossed the broker matters.)
     """
-    client: BrokerClient = client_for("browser")  # type: ignore[operator]
+    client: BrokerClient = client_for("browser")
     read_page(client, "rv-multi")
     before = len(deployment.upstream.received)
     boundary = "xYzZy"
@@ -305,7 +282,7 @@ def test_a_path_segment_copied_from_served_content_is_checked(
 
 
 def test_a_deeply_nested_taint_header_is_refused_as_malformed(
-    deployment: Deployment, client_for: object
+    deployment: Deployment, client_for: ClientFor
 ) -> None:
     """Attack: an ``X-Vertex-Taint`` header of 4,080 characters that decodes to 3,060
     nested ``[``.
@@ -318,7 +295,7 @@ def test_a_deeply_nested_taint_header_is_refused_as_malformed(
     """
     import base64
 
-    client: BrokerClient = client_for("browser")  # type: ignore[operator]
+    client: BrokerClient = client_for("browser")
     header = base64.urlsafe_b64encode(b"[" * 3060).decode().rstrip("=")
     assert len(header) <= 4096
     before = len(deployment.upstream.received)
@@ -370,7 +347,7 @@ def test_another_tokens_traffic_cannot_evict_a_token_scoped_memory(
 
 
 def _hold_and_approve(
-    deployment: Deployment, client: BrokerClient, send: object
+    deployment: Deployment, client: BrokerClient, send: Callable[[], object]
 ) -> tuple[str, int]:
     held = refused(send)
     assert held.decision.reason.value == "approval_pending"
@@ -381,7 +358,7 @@ def _hold_and_approve(
 
 
 def test_an_approval_does_not_cover_a_body_with_a_duplicate_key(
-    deployment: Deployment, client_for: object
+    deployment: Deployment, client_for: ClientFor
 ) -> None:
     """Attack: the human approves ``{"amount": 500, "to": ATTACKER}``; the agent's
     "retry" sends ``{"amount": 50000, "amount": 500, "to": ATTACKER}``.
@@ -391,7 +368,7 @@ def test_an_approval_does_not_cover_a_body_with_a_duplicate_key(
     human never saw. ``vertex approvals show`` pretty-prints through ``json.loads``
     too, so even a held duplicate-key body displays only the last value.
     """
-    client: BrokerClient = client_for("browser-approve")  # type: ignore[operator]
+    client: BrokerClient = client_for("browser-approve")
     read_page(client, "rv-ap-dup")
     headers = {**run("rv-ap-dup"), "Content-Type": "application/json"}
     approved = f'{{"amount": 500, "to": "{ATTACKER}"}}'.encode()
@@ -409,7 +386,7 @@ def test_an_approval_does_not_cover_a_body_with_a_duplicate_key(
 
 
 def test_an_approval_does_not_cover_a_reordered_form_body(
-    deployment: Deployment, client_for: object
+    deployment: Deployment, client_for: ClientFor
 ) -> None:
     """Attack: approve ``to=ours&to=ATTACKER``... then send ``to=ATTACKER&to=ours``.
 
@@ -418,7 +395,7 @@ def test_an_approval_does_not_cover_a_reordered_form_body(
     approved request and the forwarded one name different recipients, and list
     semantics (``items[]=``) change too.
     """
-    client: BrokerClient = client_for("browser-approve")  # type: ignore[operator]
+    client: BrokerClient = client_for("browser-approve")
     read_page(client, "rv-ap-form")
     headers = {**run("rv-ap-form"), "Content-Type": "application/x-www-form-urlencoded"}
     approved = f"to=acct_ours_42&to={ATTACKER}&amount=500".encode()
@@ -436,7 +413,7 @@ def test_an_approval_does_not_cover_a_reordered_form_body(
 
 
 def test_an_approval_does_not_cover_other_query_bytes(
-    deployment: Deployment, client_for: object
+    deployment: Deployment, client_for: ClientFor
 ) -> None:
     """Attack: approve ``POST /items?ref=%FF1``, then send ``POST /items?ref=%FE1``.
 
@@ -445,7 +422,7 @@ def test_an_approval_does_not_cover_other_query_bytes(
     digest. (``+`` and ``%20``, ``%zz`` and ``%25zz`` collide the same way.) An
     upstream that reads the query as bytes or latin-1 sees another request.
     """
-    client: BrokerClient = client_for("browser-approve")  # type: ignore[operator]
+    client: BrokerClient = client_for("browser-approve")
     read_page(client, "rv-ap-q")
     body = json.dumps({"to": ATTACKER}).encode()
     headers = {**run("rv-ap-q"), "Content-Type": "application/json"}
@@ -470,7 +447,7 @@ def test_an_approval_does_not_cover_other_query_bytes(
     ],
 )
 def test_an_approval_does_not_cover_a_forwarded_header_that_changes_the_request(
-    deployment: Deployment, client_for: object, name: str, value: str
+    deployment: Deployment, client_for: ClientFor, name: str, value: str
 ) -> None:
     """Attack: the human approves a request; the retry adds a forwarded header that
     changes what the upstream does (``Content-Profile`` switches the PostgREST schema
@@ -478,7 +455,7 @@ def test_an_approval_does_not_cover_a_forwarded_header_that_changes_the_request(
     overwrite). Forwarded headers are neither bound by ``binding_digest`` nor shown
     by ``vertex approvals show``.
     """
-    client: BrokerClient = client_for("browser-approve")  # type: ignore[operator]
+    client: BrokerClient = client_for("browser-approve")
     run_id = f"rv-ap-h-{name.lower()}"
     read_page(client, run_id)
     body = json.dumps({"to": ATTACKER, "amount": 500}).encode()
@@ -743,7 +720,7 @@ def test_a_summary_of_untrusted_content_is_not_the_users_word() -> None:
 
 
 def test_approvals_show_does_not_let_a_body_rewrite_the_terminal(
-    deployment: Deployment, client_for: object
+    deployment: Deployment, client_for: ClientFor
 ) -> None:
     """Attack: a held form body hides its real recipient from the human.
 
@@ -758,7 +735,7 @@ def test_approvals_show_does_not_let_a_body_rewrite_the_terminal(
 
     from vertex_tools.cli.main import cli
 
-    client: BrokerClient = client_for("browser-approve")  # type: ignore[operator]
+    client: BrokerClient = client_for("browser-approve")
     read_page(client, "rv-show")
     body = f"to={ATTACKER}&memo=\x1b[2K\r    to=acct_ours_42&amount=500".encode()
     headers = {**run("rv-show"), "Content-Type": "application/x-www-form-urlencoded"}

@@ -1,5 +1,5 @@
-"""Rows of the state tables as values: shared by the PostgreSQL store (and any other
-SQL store), so a token or an approval reads back the same whatever holds it."""
+"""Rows of the state tables as values: shared by the SQLite and PostgreSQL stores, so
+a token or an approval reads back the same whatever holds it."""
 
 from __future__ import annotations
 

@@ -29,6 +29,7 @@ from vertex_tools.store.base import (
     IdempotencyClaim,
     RateKey,
 )
+from vertex_tools.store.rows import approval_from_row, token_from_row
 from vertex_tools.tokens import TokenRecord
 
 __all__ = ["SqliteStore"]
@@ -67,47 +68,6 @@ _SELECT_TOKENS = (
     "FROM tokens"
 )
 _WINDOW = 86400.0
-
-
-def _opt_float(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
-
-
-def _record(row: tuple[object, ...]) -> TokenRecord:
-    token_id, grant, public_key, verifier, created, expires, revoked, last_used = row
-    return TokenRecord(
-        token_id=str(token_id),
-        grant=str(grant),
-        public_key=bytes(public_key) if isinstance(public_key, bytes) else b"",
-        verifier=bytes(verifier) if isinstance(verifier, bytes) else b"",
-        created=_opt_float(created) or 0.0,
-        expires=_opt_float(expires) or 0.0,
-        revoked=_opt_float(revoked),
-        last_used=_opt_float(last_used),
-    )
-
-
-def _approval(row: tuple[object, ...], now: float) -> ApprovalRecord:
-    (approval_id, token_id, grant, digest, state, created, expires, request, taint,
-     decided, decided_by, note, used) = row  # fmt: skip
-    current = ApprovalState(str(state))
-    if current in (ApprovalState.PENDING, ApprovalState.APPROVED) and float(str(expires)) <= now:
-        current = ApprovalState.EXPIRED
-    return ApprovalRecord(
-        approval_id=str(approval_id),
-        token_id=str(token_id),
-        grant=str(grant),
-        digest=str(digest),
-        state=current,
-        created=float(str(created)),
-        expires=float(str(expires)),
-        request=json.loads(str(request)),
-        taint=tuple(json.loads(str(taint))),
-        decided=_opt_float(decided),
-        decided_by=None if decided_by is None else str(decided_by),
-        note=None if note is None else str(note),
-        used=_opt_float(used),
-    )
 
 
 class SqliteStore(Closing):
@@ -177,12 +137,12 @@ class SqliteStore(Closing):
     def get_token(self, token_id: str) -> TokenRecord | None:
         """The token's record, or None."""
         rows = self._read(_SELECT_TOKENS + " WHERE token_id = ?", (token_id,))
-        return _record(rows[0]) if rows else None
+        return token_from_row(rows[0]) if rows else None
 
     def list_tokens(self) -> list[TokenRecord]:
         """Every token, newest first."""
         rows = self._read(_SELECT_TOKENS + " ORDER BY created DESC, token_id")
-        return [_record(row) for row in rows]
+        return [token_from_row(row) for row in rows]
 
     def revoke_token(self, token_id: str, now: float) -> TokenRecord | None:
         """Mark revoked (keeps the first revocation time); None when unknown."""
@@ -192,7 +152,7 @@ class SqliteStore(Closing):
                 (now, token_id),
             )
             row = cur.execute(_SELECT_TOKENS + " WHERE token_id = ?", (token_id,)).fetchone()
-        return _record(row) if row else None
+        return token_from_row(row) if row else None
 
     def admit(self, admission: Admission) -> AdmissionResult:
         """Nonce, rate and spend in one transaction.
@@ -308,7 +268,7 @@ class SqliteStore(Closing):
                 (request.token_id, request.digest, now),
             ).fetchone()
             if row is not None:
-                found = _approval(row, now)
+                found = approval_from_row(row, now)
                 if found.state is ApprovalState.APPROVED:
                     cur.execute(
                         "UPDATE approvals SET state = 'used', used = ? "
@@ -318,7 +278,7 @@ class SqliteStore(Closing):
                     row = cur.execute(
                         _SELECT_APPROVALS + " WHERE approval_id = ?", (found.approval_id,)
                     ).fetchone()
-                    return _approval(row, now)
+                    return approval_from_row(row, now)
                 return found
             cur.execute(
                 "INSERT INTO approvals (approval_id, token_id, grant_name, digest, state, "
@@ -337,7 +297,7 @@ class SqliteStore(Closing):
             row = cur.execute(
                 _SELECT_APPROVALS + " WHERE approval_id = ?", (request.approval_id,)
             ).fetchone()
-            return _approval(row, now)
+            return approval_from_row(row, now)
 
     def decide_approval(
         self, approval_id: str, *, approve: bool, now: float, by: str, note: str | None
@@ -349,7 +309,7 @@ class SqliteStore(Closing):
             ).fetchone()
             if row is None:
                 raise ApprovalError(f"no approval {approval_id!r}; see `vertex approvals list`")
-            found = _approval(row, now)
+            found = approval_from_row(row, now)
             if found.state is not ApprovalState.PENDING:
                 raise ApprovalError(
                     f"approval {approval_id} is {found.state.value}, not pending; "
@@ -366,18 +326,18 @@ class SqliteStore(Closing):
             row = cur.execute(
                 _SELECT_APPROVALS + " WHERE approval_id = ?", (approval_id,)
             ).fetchone()
-        return _approval(row, now)
+        return approval_from_row(row, now)
 
     def get_approval(self, approval_id: str) -> ApprovalRecord | None:
         """One approval, or None."""
         rows = self._read(_SELECT_APPROVALS + " WHERE approval_id = ?", (approval_id,))
-        return _approval(rows[0], time.time()) if rows else None
+        return approval_from_row(rows[0], time.time()) if rows else None
 
     def list_approvals(self, state: ApprovalState | None = None) -> list[ApprovalRecord]:
         """Approvals, newest first, optionally only those in ``state``."""
         now = time.time()
         rows = self._read(_SELECT_APPROVALS + " ORDER BY created DESC, approval_id")
-        found = [_approval(row, now) for row in rows]
+        found = [approval_from_row(row, now) for row in rows]
         return [a for a in found if state is None or a.state is state]
 
     def claim_idempotency(

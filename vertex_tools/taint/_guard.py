@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from pydantic import ConfigDict, Field
 
@@ -221,20 +222,29 @@ class GuardedTool(BaseTool):
             advice,
         )
 
+    def _prepare(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        run_manager: CallbackManagerForToolRun | AsyncCallbackManagerForToolRun | None,
+    ) -> tuple[str | None, Any, RunnableConfig]:
+        """The refusal (or None), the wrapped tool's input and its config."""
+        arguments = self._arguments(args, kwargs)
+        refused = self._check(arguments, ledger_for(run_manager))
+        callbacks = run_manager.get_child() if run_manager is not None else None
+        config: RunnableConfig = {"callbacks": callbacks, "tags": [INNER_TAG]}
+        return refused, arguments if kwargs else args[0], config
+
     def _run(
         self,
         *args: Any,
         run_manager: CallbackManagerForToolRun | None = None,
         **kwargs: Any,
     ) -> Any:
-        arguments = self._arguments(args, kwargs)
-        refused = self._check(arguments, ledger_for(run_manager))
+        refused, tool_input, config = self._prepare(args, kwargs, run_manager)
         if refused is not None:
             return refused
-        callbacks = run_manager.get_child() if run_manager is not None else None
-        return self.inner.invoke(
-            arguments if kwargs else args[0], config={"callbacks": callbacks, "tags": [INNER_TAG]}
-        )
+        return self.inner.invoke(tool_input, config=config)
 
     async def _arun(
         self,
@@ -242,14 +252,10 @@ class GuardedTool(BaseTool):
         run_manager: AsyncCallbackManagerForToolRun | None = None,
         **kwargs: Any,
     ) -> Any:
-        arguments = self._arguments(args, kwargs)
-        refused = self._check(arguments, ledger_for(run_manager))
+        refused, tool_input, config = self._prepare(args, kwargs, run_manager)
         if refused is not None:
             return refused
-        callbacks = run_manager.get_child() if run_manager is not None else None
-        return await self.inner.ainvoke(
-            arguments if kwargs else args[0], config={"callbacks": callbacks, "tags": [INNER_TAG]}
-        )
+        return await self.inner.ainvoke(tool_input, config=config)
 
 
 def _argument_names(tool: BaseTool) -> list[str] | None:
