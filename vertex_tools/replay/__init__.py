@@ -1,0 +1,48 @@
+"""Recorded agent sessions, replayed offline through the broker's real pipeline.
+
+Record (agent side)::
+
+    with Recorder("tests/sessions/refund.session.jsonl") as rec:
+        client = BrokerClient(url, token=token, transport=rec.transport("support-agent"))
+        agent.invoke(..., config={"callbacks": [ProvenanceHandler(), rec]})
+
+Replay: ``vertex replay FILE... [--policy FILE]`` or :func:`replay_files`.
+The format and what replay reproduces: docs/replay.md.
+"""
+
+from vertex_tools.replay._format import (
+    FORMAT,
+    VERSION,
+    RecordedCall,
+    RecordedDecision,
+    Session,
+    SessionFormatError,
+    read_session,
+)
+from vertex_tools.replay._lookups import audit_lookups
+from vertex_tools.replay._recorder import Recorder, RecordingTransport
+from vertex_tools.replay._replay import (
+    Difference,
+    ReplayForwarder,
+    ReplayResult,
+    replay_files,
+    replay_session,
+)
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "Difference",
+    "RecordedCall",
+    "RecordedDecision",
+    "Recorder",
+    "RecordingTransport",
+    "ReplayForwarder",
+    "ReplayResult",
+    "Session",
+    "SessionFormatError",
+    "audit_lookups",
+    "read_session",
+    "replay_files",
+    "replay_session",
+]
