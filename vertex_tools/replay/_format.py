@@ -41,6 +41,7 @@ VERSION = 1
 
 TOKEN_TEXT = re.compile(r"vt1(?:\.|%2[eE])tk_[a-z2-7]{16}(?:\.|%2[eE])[A-Za-z0-9_-]{20,}")
 TOKEN_ID_TEXT = re.compile(r"\btk_[a-z2-7]{16}\b")
+SIGNATURE_TEXT = re.compile(r"Vertex-v1 [^\"\\\n]*", re.IGNORECASE)
 DROPPED_HEADERS = frozenset(
     {
         "authorization",
@@ -65,7 +66,8 @@ class SessionFormatError(ConfigError):
 
 
 def redact(text: str) -> str:
-    """``text`` without vertex tokens or token ids."""
+    """``text`` without vertex tokens, token ids or request signatures."""
+    text = SIGNATURE_TEXT.sub("Vertex-v1 [redacted]", text)
     return TOKEN_ID_TEXT.sub("tk_[redacted]", TOKEN_TEXT.sub("[vertex token]", text))
 
 
