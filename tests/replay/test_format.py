@@ -96,3 +96,19 @@ def test_a_file_cut_mid_line_is_refused(tmp_path: Path) -> None:
     path.write_text(text[: len(text) - 40], encoding="utf-8")
     with pytest.raises(SessionFormatError, match=r"cut\.session\.jsonl:\d+: "):
         read_session(path)
+
+
+def test_replaying_does_not_import_langchain() -> None:
+    """``vertex replay`` and the pytest plugin stay light: LangChain only for recording."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, vertex_tools.replay, vertex_tools.testing, vertex_tools.cli.replay; "
+        "print(sorted(m for m in sys.modules if m.startswith('langchain')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    from vertex_tools.replay import Recorder
+
+    assert Recorder.__name__ == "Recorder"

@@ -10,6 +10,8 @@ Replay: ``vertex replay FILE... [--policy FILE]`` or :func:`replay_files`.
 The format and what replay reproduces: docs/replay.md.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from vertex_tools.replay._format import (
     FORMAT,
     VERSION,
@@ -20,7 +22,6 @@ from vertex_tools.replay._format import (
     read_session,
 )
 from vertex_tools.replay._lookups import audit_lookups
-from vertex_tools.replay._recorder import Recorder, RecordingTransport
 from vertex_tools.replay._replay import (
     Difference,
     ReplayForwarder,
@@ -28,6 +29,9 @@ from vertex_tools.replay._replay import (
     replay_files,
     replay_session,
 )
+
+if TYPE_CHECKING:
+    from vertex_tools.replay._recorder import Recorder, RecordingTransport
 
 __all__ = [
     "FORMAT",
@@ -46,3 +50,13 @@ __all__ = [
     "replay_files",
     "replay_session",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The recorder is a LangChain callback: imported on first use, so that replaying
+    # (``vertex replay``, the pytest plugin) never pays for importing LangChain.
+    if name in ("Recorder", "RecordingTransport"):
+        from vertex_tools.replay import _recorder
+
+        return getattr(_recorder, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

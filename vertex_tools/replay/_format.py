@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vertex_tools.errors import ConfigError
+from vertex_tools.errors import SessionFormatError
 
 __all__ = [
     "FORMAT",
@@ -59,10 +59,6 @@ DROPPED_HEADERS = frozenset(
 )
 """Credentials are never written; transport headers are rebuilt on replay; the taint
 report is written decoded (``request.taint``)."""
-
-
-class SessionFormatError(ConfigError):
-    """A session file that cannot be replayed: malformed, truncated, unknown version."""
 
 
 def redact(text: str) -> str:
