@@ -49,6 +49,11 @@ def test_recorded_runs_hold_no_secret_or_token_and_replay_the_same(
         result = replay_session(session, POLICY)
         assert result.ok, [d.describe() for d in result.differences]
     refund = read_session(tmp_path / "stripe-refund-the-user-asked-for.session.jsonl")
+    assert [(c.tool, c.grant) for c in refund.calls] == [
+        ("stripe_retrieve_charge", "stripe-agent"),
+        ("stripe_create_refund", "stripe-agent"),
+    ]
+    assert refund.calls[1].args == {"charge": json.loads(refund.calls[0].response)["id"]}
     assert refund.calls[1].decision.effect == "allow"
     assert json.loads(refund.calls[1].response)["object"] == "refund"
     payout = read_session(tmp_path / "supabase-payout-approved.session.jsonl")

@@ -18,6 +18,7 @@ recorded; replay covers ``/proxy/...`` calls.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
 import time
@@ -61,7 +62,11 @@ class Recorder(BaseCallbackHandler):
         self._lookups = lookups
         self._clock = clock
         self._lock = threading.Lock()
-        self._local = threading.local()
+        self._tool: contextvars.ContextVar[tuple[str, Any] | None] = contextvars.ContextVar(
+            "vertex_recorder_tool", default=None
+        )
+        """The running tool: a context variable, so tools run in parallel threads or tasks
+        (LangChain copies the context into each) are told apart."""
         self._calls = 0
         self._tokens = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,17 +92,17 @@ class Recorder(BaseCallbackHandler):
         inputs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        """Note the tool and its arguments for the broker calls it makes (same thread)."""
+        """Note the tool and its arguments for the broker calls it makes."""
         name = (serialized or {}).get("name") or kwargs.get("name") or "tool"
-        self._local.tool = (str(name), inputs if inputs is not None else input_str)
+        self._tool.set((str(name), inputs if inputs is not None else input_str))
 
     def on_tool_end(self, output: Any, **kwargs: Any) -> None:
         """The tool returned: later calls are not its."""
-        self._local.tool = None
+        self._tool.set(None)
 
     def on_tool_error(self, error: BaseException, **kwargs: Any) -> None:
         """The tool failed: later calls are not its."""
-        self._local.tool = None
+        self._tool.set(None)
 
     # the HTTP side ----------------------------------------------------------------------
 
@@ -128,7 +133,7 @@ class Recorder(BaseCallbackHandler):
                     taint = {"undecodable": value}
             if low not in DROPPED_HEADERS:
                 headers.append([low, value])
-        tool = getattr(self._local, "tool", None)
+        tool = self._tool.get()
         request_id = response.headers.get("vertex-request-id", "")
         line: dict[str, Any] = {
             "call": 0,

@@ -136,14 +136,17 @@ class StripeDeployment:
             ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def localstripe() -> Iterator[LocalStripe]:
-    """localstripe on 127.0.0.1, fresh store, only the vaulted key accepted."""
+    """localstripe on 127.0.0.1, fresh store, only the vaulted key accepted.
+
+    Package scope: localstripe allows one stand-in per process, and the scenario
+    world (tests/scenarios, tests/replay) starts its own after this package is done."""
     with LocalStripe(STRIPE_KEY) as standin:
         yield standin
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stripe_env(
     tmp_path_factory: pytest.TempPathFactory, localstripe: LocalStripe
 ) -> Iterator[StripeDeployment]:
