@@ -80,7 +80,9 @@ def test_an_invalid_policy_or_a_missing_home_exits_3(tmp_path: Path) -> None:
     assert "is invalid" in result.stderr
     result = vertex(str(REFUND), home=tmp_path / "nowhere")
     assert result.returncode == 3
-    assert "vertex: error:" in result.stderr
+    assert f"no policy file at {tmp_path / 'nowhere' / 'policy.toml'}: pass --policy" in (
+        result.stderr
+    )
 
 
 def test_help_and_usage() -> None:
@@ -88,3 +90,15 @@ def test_help_and_usage() -> None:
     assert result.returncode == 0
     assert "Exit codes: 0 every decision is the same" in result.stdout
     assert vertex().returncode == 2
+
+
+def test_the_data_directorys_policy_is_the_default(tmp_path: Path) -> None:
+    home = tmp_path / "vhome"
+    home.mkdir()
+    (home / "policy.toml").write_text(POLICY.read_text("utf-8"), "utf-8")
+    result = vertex(str(TRIAGE), "--json", home=home)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["policy"] == str(home / "policy.toml")
+    assert data["same"] is True
+    assert data["sessions"][0]["same"] == 2

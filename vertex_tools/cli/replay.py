@@ -37,6 +37,13 @@ def replay(files: tuple[Path, ...], policy_path: Path | None, as_json: bool) -> 
     from vertex_tools.replay import replay_files
 
     path = policy_path or get_home().policy
+    if not path.is_file():
+        click.echo(
+            f"vertex: error: no policy file at {path}: pass --policy FILE, or --home / "
+            "VERTEX_HOME for a data directory that has a policy.toml",
+            err=True,
+        )
+        sys.exit(EXIT_ERROR)
     try:
         results = replay_files(list(files), path)
     except PolicyError as exc:
