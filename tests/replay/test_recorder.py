@@ -99,3 +99,45 @@ def test_a_token_in_arguments_or_answers_is_redacted(tmp_path: Path) -> None:
     assert "sig=" not in text
     (call,) = read_session(path).calls
     assert (call.method, call.upstream, call.path) == ("POST", "echo", "/items")
+
+
+async def test_concurrent_async_tool_calls_are_attributed_to_their_tools(tmp_path: Path) -> None:
+    """Each call is named after the tool that made it, also when tools run at once."""
+    import asyncio
+
+    from vertex_tools import StripeToolkit
+
+    issued = mint_token("stripe-agent", now=0, ttl=3600)
+
+    def broker(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"id": "x"}, headers={"vertex-decision": "allow"})
+
+    path = tmp_path / "a.session.jsonl"
+    with Recorder(path) as recorder:
+        client = BrokerClient(
+            "http://broker",
+            token=issued.token,
+            transport=recorder.transport("stripe-agent", inner=httpx.MockTransport(broker)),
+        )
+        tools = {t.name: t for t in StripeToolkit(client=client).get_tools()}
+        run = {"callbacks": [recorder]}
+        await asyncio.gather(
+            *(
+                tools["stripe_retrieve_customer"].ainvoke({"customer": f"cus_{i}"}, config=run)
+                for i in range(4)
+            ),
+            *(
+                tools["stripe_retrieve_charge"].ainvoke({"charge": f"ch_{i}"}, config=run)
+                for i in range(4)
+            ),
+        )
+        client.close()
+    calls = read_session(path).calls
+    assert len(calls) == 8
+    for call in calls:
+        assert call.tool is not None and isinstance(call.args, dict)
+        if call.tool == "stripe_retrieve_customer":
+            assert call.path == f"/v1/customers/{call.args['customer']}"
+        else:
+            assert call.tool == "stripe_retrieve_charge"
+            assert call.path == f"/v1/charges/{call.args['charge']}"
