@@ -105,6 +105,8 @@ async def test_concurrent_async_tool_calls_are_attributed_to_their_tools(tmp_pat
     """Each call is named after the tool that made it, also when tools run at once."""
     import asyncio
 
+    from langchain_core.runnables import RunnableConfig
+
     from vertex_tools import StripeToolkit
 
     issued = mint_token("stripe-agent", now=0, ttl=3600)
@@ -120,7 +122,7 @@ async def test_concurrent_async_tool_calls_are_attributed_to_their_tools(tmp_pat
             transport=recorder.transport("stripe-agent", inner=httpx.MockTransport(broker)),
         )
         tools = {t.name: t for t in StripeToolkit(client=client).get_tools()}
-        run = {"callbacks": [recorder]}
+        run: RunnableConfig = {"callbacks": [recorder]}
         await asyncio.gather(
             *(
                 tools["stripe_retrieve_customer"].ainvoke({"customer": f"cus_{i}"}, config=run)
