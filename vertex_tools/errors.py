@@ -9,7 +9,8 @@ secret or a token value.
     VertexError
     ├── ConfigError                  a file or setting the operator wrote is wrong
     │   ├── PolicyError              policy.toml did not validate (carries key and line)
-    │   └── HomeError                the data directory is missing, uninitialised or unsafe
+    │   ├── HomeError                the data directory is missing, uninitialised or unsafe
+    │   └── SessionFormatError       a recorded session file is malformed or cut short
     ├── VaultError
     │   ├── MasterKeyError           no master key, or a malformed one
     │   ├── SecretNotFound           no vault entry of that name
@@ -53,6 +54,7 @@ __all__ = [
     "PolicyError",
     "RequestRejected",
     "SecretNotFound",
+    "SessionFormatError",
     "StoreError",
     "TokenError",
     "UpstreamBlocked",
@@ -90,6 +92,10 @@ class PolicyError(ConfigError):
 
 class HomeError(ConfigError):
     """The data directory is missing, not initialised, or has unsafe permissions."""
+
+
+class SessionFormatError(ConfigError):
+    """A recorded session file cannot be replayed: malformed, truncated, unknown version."""
 
 
 class VaultError(VertexError):

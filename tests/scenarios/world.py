@@ -264,8 +264,14 @@ def human(decision: bool, asked: list[HeldCall] | None = None) -> Any:
     return decide
 
 
-def start_world(root: Path, localstripe: LocalStripe) -> Iterator[World]:
-    """Start every stand-in and the broker; stop them after."""
+def start_world(root: Path, localstripe: LocalStripe | None = None) -> Iterator[World]:
+    """Start every stand-in and the broker; stop them after. Inside a test session pass
+    the session's ``localstripe`` (its store is a module global: one per process);
+    elsewhere (a notebook, the session recorder) one is started here."""
+    if localstripe is None:
+        with LocalStripe(STRIPE_KEY) as own:
+            yield from start_world(root, own)
+        return
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERTEX_")}
     spec = OpenAPI.load()
     with (

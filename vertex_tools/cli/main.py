@@ -18,6 +18,7 @@ from vertex_tools.cli.audit import audit
 from vertex_tools.cli.common import get_home, get_store, handle_errors
 from vertex_tools.cli.demo import demo
 from vertex_tools.cli.policy import policy
+from vertex_tools.cli.replay import replay
 from vertex_tools.cli.token import token
 from vertex_tools.cli.vault import vault
 from vertex_tools.home import init_home
@@ -133,6 +134,7 @@ cli.add_command(policy)
 cli.add_command(audit)
 cli.add_command(demo)
 cli.add_command(approvals)
+cli.add_command(replay)
 
 
 def main() -> None:
