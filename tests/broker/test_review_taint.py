@@ -241,7 +241,8 @@ def path_deployment(
     made = make_deployment(tmp_path_factory.mktemp("review-home"), upstream)
     text = made.home.policy.read_text().replace(
         "max_request_bytes = 65536",
-        "max_request_bytes = 1048576",  # the shipped default
+        "max_request_bytes = 1048576\ntaint_memory_runs = 40",  # the shipped size limit;
+        # a small memory, so that flooding it takes 41 requests rather than 10,001
     )
     made.home.policy.write_text(text + PATH_GRANT, encoding="utf-8")
     with made.broker() as running:
@@ -330,7 +331,7 @@ def test_another_tokens_traffic_cannot_evict_a_token_scoped_memory(
         victim.get("echo", "/pages/review-invoice")
         sane = refused(lambda: victim.post("echo", "/items", json={"to": ATTACKER}))
         assert sane.decision.reason.value == "tainted_argument"
-        for i in range(10_001):
+        for i in range(41):
             flooder.get("echo", "/items/1", headers=run(f"flood-{i}"))
         before = len(made.upstream.received)
         reason = attempt(lambda: victim.post("echo", "/items", json={"to": ATTACKER}))

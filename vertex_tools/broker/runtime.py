@@ -105,6 +105,7 @@ class Runtime:
         self.taint_memory = TaintMemory(
             ttl=float(parse_duration(settings.taint_memory_ttl)),
             max_bytes_per_run=settings.taint_memory_bytes,
+            max_runs=settings.taint_memory_runs,
         )
         """The untrusted values this broker served, per token and run (in memory: a
         restart forgets them, and each replica remembers what it served itself)."""

@@ -63,6 +63,9 @@ class Settings(_Model):
     """How long the broker remembers the untrusted values it served to a run."""
     taint_memory_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     """Untrusted text remembered per run; past it the run is treated as strict."""
+    taint_memory_runs: int = Field(default=10_000, ge=8, le=1_000_000)
+    """Runs remembered at once (a token at most a quarter of them); a token whose run had
+    to be forgotten is treated as strict until the memory's time-to-live has passed."""
 
     @field_validator("allow_private_upstreams")
     @classmethod
