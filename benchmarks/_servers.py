@@ -1,0 +1,85 @@
+"""The two reference servers for the forwarding benchmark, each run as its own process.
+
+    python benchmarks/_servers.py upstream --port P --key K
+    python benchmarks/_servers.py proxy --port P --upstream URL --key K
+
+``upstream`` is a minimal aiohttp app answering ``GET /items/{id}`` like the demo's
+echo stand-in, but without recording every request (the stand-in keeps a list of
+them, which would grow under wrk). It checks the injected key, as the stand-in does.
+
+``proxy`` is the bare pass-through the broker is measured against: an aiohttp
+server and one shared aiohttp ClientSession, forwarding method, path, query and
+body to the same upstream with the key injected, and nothing else (no token, no
+policy, no rate, spend or audit). Both run on the default asyncio loop, as the
+broker does (no uvloop in either).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import aiohttp
+from aiohttp import web
+
+
+def upstream_app(key: str) -> web.Application:
+    expected = f"Bearer {key}"
+
+    async def get_item(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != expected:
+            return web.json_response({"error": "bad key"}, status=401)
+        item = {"id": request.match_info["id"], "name": "first item"}
+        return web.Response(body=json.dumps(item).encode(), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/items/{id}", get_item)
+    return app
+
+
+_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "host"})
+
+
+def proxy_app(upstream: str, key: str) -> web.Application:
+    app = web.Application()
+    session_key = web.AppKey("session", aiohttp.ClientSession)
+
+    async def open_session(app: web.Application) -> None:
+        app[session_key] = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0), auto_decompress=False
+        )
+
+    async def close_session(app: web.Application) -> None:
+        await app[session_key].close()
+
+    async def forward(request: web.Request) -> web.Response:
+        body = await request.read()
+        headers = {"Authorization": f"Bearer {key}"}
+        if request.content_type and body:
+            headers["Content-Type"] = request.headers["Content-Type"]
+        async with app[session_key].request(
+            request.method, upstream + request.path_qs, headers=headers, data=body or None
+        ) as response:
+            payload = await response.read()
+            out = {k: v for k, v in response.headers.items() if k.lower() not in _HOP}
+            return web.Response(status=response.status, body=payload, headers=out)
+
+    app.on_startup.append(open_session)
+    app.on_cleanup.append(close_session)
+    app.router.add_route("*", "/{tail:.*}", forward)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("role", choices=["upstream", "proxy"])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--upstream", default="")
+    args = parser.parse_args()
+    app = upstream_app(args.key) if args.role == "upstream" else proxy_app(args.upstream, args.key)
+    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()
