@@ -190,13 +190,11 @@ def run(seconds: int) -> tuple[list[Row], list[str]]:
             hwm_mb = vm_kb(broker.pid, "VmHWM") / 1024
             langchain = langchain_in(broker.pid)
             audit_rows = _audit_count(home.audit_db)
-        nodelay = _nodelay_runs(home.root, env, token, seconds)
     finally:
         for proc in (bare, upstream):
             proc.terminate()
             proc.wait(10)
 
-    results.update(nodelay)
     for (name, conns), r in results.items():
         notes.append(
             f"wrk {name:8} c={conns:<2}: {r.rps:9.0f} req/s, p50 {r.p50_ms:6.2f} ms, "
@@ -241,16 +239,6 @@ def run(seconds: int) -> tuple[list[Row], list[str]]:
             f"{b32.p50_ms / r32.p50_ms:.2f}x",
         )
     )
-    for conns in (1, 32):
-        n, r = results["broker+nodelay", conns], results["bare", conns]
-        rows.append(
-            Row(
-                f"diagnostic: broker with TCP_NODELAY, c={conns}",
-                f"{n.rps:,.0f} req/s, p50 {n.p50_ms:.2f} ms",
-                f"bare {r.rps:,.0f} req/s, p50 {r.p50_ms:.2f} ms",
-                f"{n.rps / r.rps:.2f}x",
-            )
-        )
     rows.append(Row("forward: signed (non-bearer) path", "not measured"))
     rows.append(
         Row(
@@ -280,31 +268,6 @@ def run(seconds: int) -> tuple[list[Row], list[str]]:
     rows.append(Row("langchain in the broker", langchain, target="none", met=no_langchain))
     notes.append(f"broker audit log after the runs: {audit_rows:,} entries")
     return rows, notes
-
-
-def _nodelay_runs(
-    home_root: Path, env: dict[str, str], token: str, seconds: int
-) -> dict[tuple[str, int], WrkResult]:
-    """The same broker and data directory, run through _nodelay_serve.py (diagnostic)."""
-    port = free_port()
-    args = [sys.executable, str(HERE / "_nodelay_serve.py"), "--home", str(home_root), "serve"]
-    proc = subprocess.Popen(
-        [*args, "--listen", f"127.0.0.1:{port}"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-    )
-    results: dict[tuple[str, int], WrkResult] = {}
-    try:
-        wait_http("127.0.0.1", port, "/healthz", {}, 20)
-        url = f"http://127.0.0.1:{port}/proxy/echo/items/1"
-        for conns in (1, 32):
-            wrk(url, conns, 1, token)
-            results["broker+nodelay", conns] = wrk(url, conns, seconds, token)
-    finally:
-        proc.terminate()
-        proc.wait(10)
-    return results
 
 
 def _audit_count(path: Path) -> int:
