@@ -188,10 +188,10 @@ def immutable(path: Path) -> Iterator[None]:
     """chattr +i: the one read-only that also binds root (needs CAP_LINUX_IMMUTABLE)."""
     chattr = shutil.which("chattr")
     if chattr is None:
-        pytest.skip("chattr is not installed")
+        pytest.skip("chattr is not installed: scripts/setup installs Debian's e2fsprogs as root")
     done = subprocess.run([chattr, "+i", str(path)], capture_output=True, check=False)
     if done.returncode != 0:
-        pytest.skip(f"chattr +i not permitted here: {done.stderr.decode().strip()}")
+        pytest.skip(f"chattr +i needs CAP_LINUX_IMMUTABLE: {done.stderr.decode().strip()}")
     try:
         yield
     finally:

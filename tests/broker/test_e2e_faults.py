@@ -100,7 +100,7 @@ def test_read_only_audit_log_means_503_and_nothing_forwarded(
 
     chattr = shutil.which("chattr")
     if chattr is None:
-        pytest.skip("chattr is not installed")
+        pytest.skip("chattr is not installed: scripts/setup installs Debian's e2fsprogs as root")
     dep = make_deployment(tmp_path_factory.mktemp("readonly"), upstream)
     issued = dep.issue("reader")
     with dep.broker() as broker, broker.client(issued.token) as client:
@@ -110,7 +110,7 @@ def test_read_only_audit_log_means_503_and_nothing_forwarded(
         files = [str(p) for p in dep.home.root.glob("audit.db*") if not str(p).endswith("-shm")]
         done = subprocess.run([chattr, "+i", *files], capture_output=True, check=False)
         if done.returncode != 0:
-            pytest.skip(f"chattr +i not permitted here: {done.stderr.decode().strip()}")
+            pytest.skip(f"chattr +i needs CAP_LINUX_IMMUTABLE: {done.stderr.decode().strip()}")
         before = len(upstream.received)
         try:
             with pytest.raises(BrokerUnavailable) as info:

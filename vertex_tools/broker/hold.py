@@ -133,6 +133,8 @@ async def hold_step(
 ) -> HoldOutcome:
     """Taint gate, then the approval gate for what it held."""
     grant = policy.grants[grant_name]
+    if resolved.risk.value not in grant.taint.sensitive:
+        return HoldOutcome(None)  # a read: no thread hop on the hot path for nothing
     provider = policy.upstreams[facts.upstream].provider
     # Off the event loop: checking many values against a large memory takes real time,
     # and one such request must not stall every other token's calls.
@@ -208,8 +210,22 @@ def remember_sent(
 ) -> None:
     """Note the values of a request about to be forwarded (see :class:`SentValues`)."""
     found = policy.upstreams.get(facts.upstream)
-    if found is not None:
+    # Only catalog answers are filtered by what was sent (http answers are remembered
+    # for reads, whole): no body parsing on the hot path for nothing.
+    if found is not None and found.provider != "http":
         rt.sent_values.add(key, _request_values(found.provider, facts))
+
+
+def serves_untrusted(policy: Policy, facts: RequestFacts, resolved: Resolved | None) -> bool:
+    """Whether a successful answer to this request has anything to remember (cheap: decided
+    before handing :func:`remember_served` to a worker thread)."""
+    found = policy.upstreams.get(facts.upstream)
+    if found is None:
+        return False
+    if found.provider == "http":
+        return found.responses == "untrusted" and facts.method in ("GET", "HEAD")
+    operation = operation_of(policy, facts.upstream, resolved)
+    return operation is not None and bool(operation.untrusted or found.untrusted_fields)
 
 
 def remember_served(
@@ -231,24 +247,22 @@ def remember_served(
     """
     upstream = facts.upstream
     found = policy.upstreams.get(upstream)
-    if found is None or not body:
+    if found is None or not body or not serves_untrusted(policy, facts, resolved):
         return 0
     memory = rt.taint_memory
     if found.provider == "http":
-        if found.responses == "trusted" or facts.method not in ("GET", "HEAD"):
-            return 0
         # TaintMemory also indexes the decoded strings of a JSON answer: what the agent
         # copies is the decoded value, not its escaped spelling.
         memory.remember(key, body[:_MAX_REMEMBERED_TEXT].decode("utf-8", "replace"), upstream)
         return 1
     operation = operation_of(policy, upstream, resolved)
-    if operation is None or not operation.untrusted or "json" not in content_type:
+    if operation is None or "json" not in content_type:
         return 0
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError):
         return 0
-    sent = _request_values(found.provider, facts) | rt.sent_values.sent(key)
+    sent = rt.sent_values.sent(key)  # this request's values included (remember_sent)
     count = 0
     fields = [f for f in operation.untrusted if f not in found.trusted_fields]
     for path, text in untrusted_texts(payload, [*fields, *found.untrusted_fields]):

@@ -45,7 +45,7 @@ from vertex_tools.broker.headers import (
     clean_response_headers,
     forwardable_request_headers,
 )
-from vertex_tools.broker.hold import hold_step, remember_sent, remember_served
+from vertex_tools.broker.hold import hold_step, remember_sent, remember_served, serves_untrusted
 from vertex_tools.broker.idempotency import idempotency_for
 from vertex_tools.broker.lookup import resolve_lookup
 from vertex_tools.broker.runtime import Runtime
@@ -541,7 +541,11 @@ class Pipeline:
         headers = scrubber.scrub_headers(clean_response_headers(response.headers))
         headers += [("vertex-decision", "allow"), ("vertex-request-id", call.request_id)]
 
-        if 200 <= response.status < 300 and call.facts is not None:
+        if (
+            200 <= response.status < 300
+            and call.facts is not None
+            and serves_untrusted(call.loaded.policy, call.facts, call.resolved)
+        ):
             await asyncio.to_thread(
                 remember_served,
                 rt,
