@@ -17,6 +17,7 @@ from tests.conftest import Deployment
 from vertex_tools import BrokerClient, Effect
 from vertex_tools.audit import AuditLog, EntryKind, verify_log
 from vertex_tools.errors import ApprovalError
+from vertex_tools.local import LocalBroker
 from vertex_tools.store import ApprovalState
 from vertex_tools.taint import Hit, MatchKind, Taint, TaintReport
 
@@ -279,3 +280,23 @@ def test_a_token_scoped_grant_cannot_be_talked_out_of_its_memory(client_for: Cli
     headers = {**run("run-m"), "X-Vertex-Taint": report("run-m", trusted=("to",))}
     error = refused(lambda: client.post("echo", "/items", json={"to": ATTACKER}, headers=headers))
     assert error.decision.reason.value == "tainted_argument"
+
+
+def test_a_token_in_a_held_body_is_not_kept_or_shown(
+    deployment: Deployment, broker: LocalBroker
+) -> None:
+    """An agent tricked into pasting its token into a request: the held request's record
+    (what `vertex approvals show` prints) does not keep it."""
+    issued = deployment.issue("browser-approve")
+    with broker.client(issued.token) as client:
+        client.get("echo", "/pages/invoice", headers=run("run-n"))
+        held = refused(
+            lambda: client.post(
+                "echo", "/items", json={"to": ATTACKER, "note": issued.token}, headers=run("run-n")
+            )
+        )
+    approval_id = held.decision.message.split("held for a human's approval as ", 1)[1][:19]
+    with deployment.admin() as admin:
+        record = admin.approval_get(approval_id)
+    secret_part = issued.token.rsplit(".", 1)[1]
+    assert secret_part not in str(record.request) and "[REDACTED]" in record.request["body"]

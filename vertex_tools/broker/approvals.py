@@ -19,6 +19,7 @@ from typing import Any
 
 import blake3
 
+from vertex_tools.broker.answers import redact_tokens
 from vertex_tools.broker.controls import Unreadable, media_type, strict_json
 from vertex_tools.decision import Decision, Effect, Reason
 from vertex_tools.store import ApprovalRecord, ApprovalState
@@ -109,13 +110,14 @@ def shown_request(
     headers: tuple[tuple[str, str], ...] = (),
 ) -> dict[str, Any]:
     """What a human sees of a held request (never a credential: none is in these parts)."""
-    text = body[:MAX_SHOWN_BODY].decode("utf-8", "replace")
+    # A token the agent was tricked into sending is not kept in the store or shown.
+    text = redact_tokens(body[:MAX_SHOWN_BODY].decode("utf-8", "replace"))
     shown: dict[str, Any] = {
         "method": method,
         "upstream": upstream,
         "path": path,
-        "query": query,
-        "headers": [list(h) for h in bound_headers(headers)],
+        "query": redact_tokens(query),
+        "headers": [[k, redact_tokens(v)] for k, v in bound_headers(headers)],
         "body": text,
         "body_bytes": len(body),
         "body_truncated": len(body) > MAX_SHOWN_BODY,

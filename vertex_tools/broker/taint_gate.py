@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from vertex_tools.broker.answers import redact_tokens
 from vertex_tools.broker.controls import UNCHECKED, control_values
 from vertex_tools.decision import Decision, Effect, Reason
 from vertex_tools.policy.facts import RequestFacts, Resolved
@@ -57,11 +58,11 @@ class Finding:
     """``agent`` (the client's report) or ``broker`` (the broker's memory of the run)."""
 
     def to_json(self) -> dict[str, Any]:
-        """The audit log's and the approval's view of it."""
+        """The audit log's and the approval's view of it (no vertex token in any of it)."""
         return {
-            "argument": self.argument,
-            "sources": list(self.sources),
-            "excerpt": self.excerpt,
+            "argument": redact_tokens(self.argument),
+            "sources": [redact_tokens(s) for s in self.sources],
+            "excerpt": redact_tokens(self.excerpt),
             "seen_by": self.seen_by,
         }
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from vertex_tools.audit import EntryKind
 from vertex_tools.broker.admission import single_headers
-from vertex_tools.broker.answers import Outgoing, refusal
+from vertex_tools.broker.answers import Outgoing, redact_tokens, refusal
 from vertex_tools.broker.approvals import binding_digest, new_approval_id
 from vertex_tools.broker.auth import authenticate
 from vertex_tools.broker.runtime import Runtime
@@ -79,7 +79,7 @@ def _parse(body: bytes) -> tuple[str, dict[str, Any], str, list[dict[str, Any]]]
             {
                 "argument": item["argument"][:64],
                 "sources": [s[:200] for s in sources[:8]],
-                "excerpt": str(excerpt)[:200],
+                "excerpt": redact_tokens(str(excerpt)[:200]),
                 "seen_by": "agent",
             }
         )
@@ -189,10 +189,10 @@ async def hold_tool_call(
             "upstream": f"tool:{tool}",
             "path": "",
             "query": "",
-            "body": canonical.decode()[:65_536],
+            "body": redact_tokens(canonical.decode()[:65_536]),
             "operation": f"tool:{tool}",
             "risk": "sensitive",
-            "reason": reason,
+            "reason": redact_tokens(reason),
             "request_id": request_id,
         },
         taint=tuple(taint),
