@@ -16,6 +16,7 @@ secret or a token value.
     │   ├── SecretNotFound           no vault entry of that name
     │   └── InvalidCiphertext        tampered entry or wrong key (deliberately opaque)
     ├── TokenError                   a token string is malformed or cannot be issued
+    ├── ConsoleError                 a console login link is wrong, used or expired
     ├── RequestRejected              a request to the broker is malformed (bad path, header, body)
     ├── StoreError                   the state database failed
     │   └── ApprovalError            an approval is unknown, expired or already decided
@@ -48,6 +49,7 @@ __all__ = [
     "BrokerUnavailable",
     "CheckpointError",
     "ConfigError",
+    "ConsoleError",
     "HomeError",
     "InvalidCiphertext",
     "MasterKeyError",
@@ -127,6 +129,10 @@ class RequestRejected(VertexError):
 
 class StoreError(VertexError):
     """The state database failed."""
+
+
+class ConsoleError(VertexError):
+    """A console login code is wrong, used or expired (the message names the fix)."""
 
 
 class ApprovalError(StoreError):

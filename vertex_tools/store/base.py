@@ -23,6 +23,7 @@ __all__ = [
     "ApprovalRecord",
     "ApprovalRequest",
     "ApprovalState",
+    "ConsoleSession",
     "IdempotencyClaim",
     "RateKey",
     "SpendRequest",
@@ -127,6 +128,17 @@ class ApprovalRecord:
     used: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    """An operator's signed-in console session. The store keeps only a hash of the
+    session id (and of each login code): a copy of the database signs nobody in."""
+
+    operator: str
+    """Who ran ``vertex console`` to make the login code (an OS user name)."""
+    created: float
+    expires: float
+
+
 class IdempotencyClaim(StrEnum):
     """What an agent's idempotency key means for this request."""
 
@@ -195,6 +207,26 @@ class StateStore(Protocol):
         self, token_id: str, key: str, digest: str, now: float, ttl: float
     ) -> IdempotencyClaim:
         """Record ``key`` of ``token_id`` for the request ``digest`` (kept ``ttl`` seconds)."""
+
+    # the operator console (vertex_tools.console): hashes only, never a code or session id
+
+    def add_console_login(
+        self, code_hash: str, *, issued_by: str, created: float, expires: float
+    ) -> None:
+        """Store a one-time login code's hash (``vertex console``)."""
+
+    def redeem_console_login(
+        self, code_hash: str, session_hash: str, *, now: float, expires: float
+    ) -> ConsoleSession | None:
+        """In one transaction: mark an unused, unexpired login code used and start a
+        session for it. None when the code is unknown, used or expired; two concurrent
+        redemptions of one code can never both start a session."""
+
+    def get_console_session(self, session_hash: str, now: float) -> ConsoleSession | None:
+        """The session, or None when unknown, ended or expired."""
+
+    def end_console_session(self, session_hash: str, now: float) -> None:
+        """Sign out (idempotent)."""
 
     def close(self) -> None:
         """Release connections."""

@@ -91,9 +91,20 @@ _POLICIES = (
         source BYTEA NOT NULL, pushed DOUBLE PRECISION NOT NULL, pushed_by TEXT NOT NULL)""",
 )
 
+# Hashes only: a login code or session id never reaches the database.
+_CONSOLE = (
+    """CREATE TABLE console_logins (
+        code_hash TEXT PRIMARY KEY, issued_by TEXT NOT NULL, created DOUBLE PRECISION NOT NULL,
+        expires DOUBLE PRECISION NOT NULL, used DOUBLE PRECISION)""",
+    """CREATE TABLE console_sessions (
+        session_hash TEXT PRIMARY KEY, operator TEXT NOT NULL, created DOUBLE PRECISION NOT NULL,
+        expires DOUBLE PRECISION NOT NULL, ended DOUBLE PRECISION)""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "state, vault and audit log tables", _STATE_VAULT_AUDIT),
     Migration(2, "shared policy versions (vertex policy push)", _POLICIES),
+    Migration(3, "operator console login codes and sessions (vertex console)", _CONSOLE),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -17,6 +17,8 @@ claim_orphan        the primary key (``ON CONFLICT DO NOTHING``)
 approval_gate       advisory lock on (token, digest), then the row's update is
                     guarded by ``state = 'approved'``: one caller gets USED
 decide_approval     ``SELECT ... FOR UPDATE`` on the approval
+redeem_console_...  the login code's row, ``UPDATE ... WHERE used IS NULL``: the
+                    second redemption waits, then updates nothing
 claim_idempotency   advisory lock on (token, key)
 ==================  ============================================================
 
@@ -26,6 +28,7 @@ A broker refuses to open a database whose schema is not this version's
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 from collections.abc import Sequence
@@ -47,12 +50,13 @@ from vertex_tools.store.base import (
     ApprovalRecord,
     ApprovalRequest,
     ApprovalState,
+    ConsoleSession,
     IdempotencyClaim,
     RateKey,
 )
 from vertex_tools.store.dsn import PostgresDsn
 from vertex_tools.store.migrations import Migration, check_schema, migrate
-from vertex_tools.store.rows import approval_from_row, token_from_row
+from vertex_tools.store.rows import approval_from_row, console_session_from_row, token_from_row
 from vertex_tools.tokens import TokenRecord
 
 __all__ = ["PostgresStore", "initialise_postgres"]
@@ -368,9 +372,64 @@ class PostgresStore(Closing):
             )
             return IdempotencyClaim.NEW
 
-    def prune(self, now: float) -> None:
-        """Drop expired nonces and idempotency keys, and spend rows older than the window."""
+    # the operator console ----------------------------------------------------------------
+
+    def add_console_login(
+        self, code_hash: str, *, issued_by: str, created: float, expires: float
+    ) -> None:
+        """Store a one-time login code's hash."""
         with self._db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO console_logins (code_hash, issued_by, created, expires) "
+                "VALUES (%s, %s, %s, %s)",
+                (code_hash, issued_by, created, expires),
+            )
+
+    def redeem_console_login(
+        self, code_hash: str, session_hash: str, *, now: float, expires: float
+    ) -> ConsoleSession | None:
+        """Use the code once and start a session, or None."""
+        with self._db.transaction() as cur:
+            cur.execute(
+                "UPDATE console_logins SET used = %s WHERE code_hash = %s AND used IS NULL "
+                "AND expires > %s RETURNING code_hash, issued_by",
+                (now, code_hash, now),
+            )
+            row = cur.fetchone()
+            if row is None or not hmac.compare_digest(str(row[0]), code_hash):
+                return None
+            cur.execute(
+                "INSERT INTO console_sessions (session_hash, operator, created, expires) "
+                "VALUES (%s, %s, %s, %s)",
+                (session_hash, row[1], now, expires),
+            )
+        return ConsoleSession(str(row[1]), now, expires)
+
+    def get_console_session(self, session_hash: str, now: float) -> ConsoleSession | None:
+        """The live session, or None."""
+        rows = self._read(
+            "SELECT session_hash, operator, created, expires FROM console_sessions "
+            "WHERE session_hash = %s AND ended IS NULL AND expires > %s",
+            (session_hash, now),
+        )
+        if not rows or not hmac.compare_digest(str(rows[0][0]), session_hash):
+            return None
+        return console_session_from_row(rows[0][1:])
+
+    def end_console_session(self, session_hash: str, now: float) -> None:
+        """Sign out (idempotent)."""
+        with self._db.transaction() as cur:
+            cur.execute(
+                "UPDATE console_sessions SET ended = COALESCE(ended, %s) WHERE session_hash = %s",
+                (now, session_hash),
+            )
+
+    def prune(self, now: float) -> None:
+        """Drop expired nonces, idempotency keys, console codes and sessions, and spend rows
+        older than the window."""
+        with self._db.transaction() as cur:
+            cur.execute("DELETE FROM console_logins WHERE expires < %s", (now,))
+            cur.execute("DELETE FROM console_sessions WHERE expires < %s", (now,))
             cur.execute("DELETE FROM nonces WHERE expires < %s", (now,))
             cur.execute("DELETE FROM idempotency_keys WHERE expires < %s", (now,))
             cur.execute(

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
-from vertex_tools.store.base import ApprovalRecord, ApprovalState
+from vertex_tools.store.base import ApprovalRecord, ApprovalState, ConsoleSession
 from vertex_tools.tokens import TokenRecord
 
-__all__ = ["approval_from_row", "token_from_row"]
+__all__ = ["approval_from_row", "console_session_from_row", "token_from_row"]
 
 
 def _opt_float(value: object) -> float | None:
@@ -52,3 +52,9 @@ def approval_from_row(row: tuple[object, ...], now: float) -> ApprovalRecord:
         note=None if note is None else str(note),
         used=_opt_float(used),
     )
+
+
+def console_session_from_row(row: tuple[object, ...]) -> ConsoleSession:
+    """(operator, created, expires) of ``console_sessions``."""
+    operator, created, expires = row
+    return ConsoleSession(str(operator), float(str(created)), float(str(expires)))

@@ -7,6 +7,7 @@ commands) share the file safely and checks read what they then update.
 
 from __future__ import annotations
 
+import hmac
 import json
 import sqlite3
 import threading
@@ -26,10 +27,11 @@ from vertex_tools.store.base import (
     ApprovalRecord,
     ApprovalRequest,
     ApprovalState,
+    ConsoleSession,
     IdempotencyClaim,
     RateKey,
 )
-from vertex_tools.store.rows import approval_from_row, token_from_row
+from vertex_tools.store.rows import approval_from_row, console_session_from_row, token_from_row
 from vertex_tools.tokens import TokenRecord
 
 __all__ = ["SqliteStore"]
@@ -58,6 +60,12 @@ CREATE INDEX IF NOT EXISTS approvals_binding ON approvals (token_id, digest, cre
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     token_id TEXT NOT NULL, key TEXT NOT NULL, digest TEXT NOT NULL, expires REAL NOT NULL,
     PRIMARY KEY (token_id, key));
+CREATE TABLE IF NOT EXISTS console_logins (
+    code_hash TEXT PRIMARY KEY, issued_by TEXT NOT NULL, created REAL NOT NULL,
+    expires REAL NOT NULL, used REAL);
+CREATE TABLE IF NOT EXISTS console_sessions (
+    session_hash TEXT PRIMARY KEY, operator TEXT NOT NULL, created REAL NOT NULL,
+    expires REAL NOT NULL, ended REAL);
 """
 _SELECT_APPROVALS = (
     "SELECT approval_id, token_id, grant_name, digest, state, created, expires, request, taint, "
@@ -360,9 +368,62 @@ class SqliteStore(Closing):
             )
             return IdempotencyClaim.NEW
 
-    def prune(self, now: float) -> None:
-        """Drop expired nonces and idempotency keys, and spend rows older than the window."""
+    def add_console_login(
+        self, code_hash: str, *, issued_by: str, created: float, expires: float
+    ) -> None:
+        """Store a one-time login code's hash."""
         with self._tx() as cur:
+            cur.execute(
+                "INSERT INTO console_logins (code_hash, issued_by, created, expires) "
+                "VALUES (?, ?, ?, ?)",
+                (code_hash, issued_by, created, expires),
+            )
+
+    def redeem_console_login(
+        self, code_hash: str, session_hash: str, *, now: float, expires: float
+    ) -> ConsoleSession | None:
+        """Use the code once and start a session, or None."""
+        with self._tx() as cur:
+            row = cur.execute(
+                "SELECT code_hash, issued_by FROM console_logins WHERE code_hash = ? "
+                "AND used IS NULL AND expires > ?",
+                (code_hash, now),
+            ).fetchone()
+            if row is None or not hmac.compare_digest(str(row[0]), code_hash):
+                return None
+            cur.execute("UPDATE console_logins SET used = ? WHERE code_hash = ?", (now, code_hash))
+            cur.execute(
+                "INSERT INTO console_sessions (session_hash, operator, created, expires) "
+                "VALUES (?, ?, ?, ?)",
+                (session_hash, row[1], now, expires),
+            )
+        return ConsoleSession(str(row[1]), now, expires)
+
+    def get_console_session(self, session_hash: str, now: float) -> ConsoleSession | None:
+        """The live session, or None."""
+        rows = self._read(
+            "SELECT session_hash, operator, created, expires FROM console_sessions "
+            "WHERE session_hash = ? AND ended IS NULL AND expires > ?",
+            (session_hash, now),
+        )
+        if not rows or not hmac.compare_digest(str(rows[0][0]), session_hash):
+            return None
+        return console_session_from_row(rows[0][1:])
+
+    def end_console_session(self, session_hash: str, now: float) -> None:
+        """Sign out (idempotent)."""
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE console_sessions SET ended = COALESCE(ended, ?) WHERE session_hash = ?",
+                (now, session_hash),
+            )
+
+    def prune(self, now: float) -> None:
+        """Drop expired nonces, idempotency keys, console codes and sessions, and spend rows
+        older than the window."""
+        with self._tx() as cur:
+            cur.execute("DELETE FROM console_logins WHERE expires < ?", (now,))
+            cur.execute("DELETE FROM console_sessions WHERE expires < ?", (now,))
             cur.execute("DELETE FROM nonces WHERE expires < ?", (now,))
             cur.execute("DELETE FROM idempotency_keys WHERE expires < ?", (now,))
             cur.execute(
