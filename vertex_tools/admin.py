@@ -1,4 +1,5 @@
-"""Operator actions on a data directory: vault, tokens, approvals. Each one is audited.
+"""Operator actions on a data directory: vault, tokens, approvals, console sign-in.
+Each one is audited.
 
 The CLI and the demo both go through here, so an action taken either way
 leaves the same audit entry. Entries name things (vault entry, token id,
@@ -20,11 +21,12 @@ from typing import Any, TypeVar
 
 from vertex_tools._closing import Closing
 from vertex_tools.audit import EntryKind
-from vertex_tools.errors import ApprovalError, ConfigError, TokenError, VertexError
+from vertex_tools.console import credentials
+from vertex_tools.errors import ApprovalError, ConfigError, ConsoleError, TokenError, VertexError
 from vertex_tools.home import ENV_MASTER_KEY, Home
 from vertex_tools.policy import LoadedPolicy
 from vertex_tools.policy.durations import parse_duration
-from vertex_tools.store import ApprovalRecord, ApprovalState
+from vertex_tools.store import ApprovalRecord, ApprovalState, ConsoleSession
 from vertex_tools.store.location import PostgresLocation, SqliteLocation, StoreLocation
 from vertex_tools.tokens import (
     PREFIX,
@@ -46,7 +48,8 @@ class Admin(Closing):
     """Opens the deployment's databases for one operator session.
 
     ``store`` is where the state lives (default: SQLite in ``home``); with a
-    shared PostgreSQL store, every replica sees the action at once.
+    shared PostgreSQL store, every replica sees the action at once. ``actor`` names
+    who acts in the audit log (default: the OS user; the console passes its own).
     """
 
     def __init__(
@@ -56,7 +59,9 @@ class Admin(Closing):
         *,
         clock: Callable[[], float] = time.time,
         store: StoreLocation | None = None,
+        actor: str | None = None,
     ) -> None:
+        self.actor = actor if actor is not None else _actor()
         self.location = store if store is not None else SqliteLocation(home)
         self.location.require()
         self.home = home
@@ -79,7 +84,7 @@ class Admin(Closing):
         return self._vault
 
     def _audit(self, action: str, **data: Any) -> None:
-        self.audit.append(EntryKind.ADMIN, {"action": action, "actor": _actor(), **data})
+        self.audit.append(EntryKind.ADMIN, {"action": action, "actor": self.actor, **data})
 
     def _audited(self, action: str, do: Callable[[], T], **data: Any) -> T:
         self._audit(action, **data)
@@ -169,7 +174,7 @@ class Admin(Closing):
         with policies:
             return self._audited(
                 "policy_push",
-                lambda: policies.push(source, loaded.digest, now=now, by=_actor()),
+                lambda: policies.push(source, loaded.digest, now=now, by=self.actor),
                 policy=loaded.path,
                 digest=loaded.digest,
             )
@@ -249,7 +254,7 @@ class Admin(Closing):
         """Approve or deny a pending request (audited first). The agent's retry of the
         exact same request then goes ahead once, or is refused."""
         existing = self.approval_get(approval_id)
-        store, now, actor = self.store, self.clock(), _actor()
+        store, now, actor = self.store, self.clock(), self.actor
         return self._audited(
             "approval_approve" if approve else "approval_deny",
             lambda: store.decide_approval(
@@ -261,6 +266,54 @@ class Admin(Closing):
             digest=existing.digest,
             operation=existing.request.get("operation"),
             note=note,
+        )
+
+    # the operator console ----------------------------------------------------------------
+
+    def console_login_code(self, ttl: float = credentials.CODE_TTL) -> tuple[str, float]:
+        """A one-time console login code and when it expires. Only its hash is stored;
+        the audit entry records that a code was made, never the code."""
+        code, now = credentials.new_login_code(), self.clock()
+        store, expires = self.store, now + ttl
+        self._audited(
+            "console_code_issue",
+            lambda: store.add_console_login(
+                credentials.code_hash(code), issued_by=self.actor, created=now, expires=expires
+            ),
+            expires=int(expires),
+        )
+        return code, expires
+
+    def console_login(self, code: str) -> tuple[str, ConsoleSession]:
+        """Redeem a login code (once, before it expires): a new session id and its session.
+        ConsoleError when the code is unknown, used or expired (audited either way)."""
+        session_id, now = credentials.new_session_id(), self.clock()
+        session = self.store.redeem_console_login(
+            credentials.code_hash(code.strip()),
+            credentials.session_hash(session_id),
+            now=now,
+            expires=now + credentials.SESSION_TTL,
+        )
+        if session is None:
+            self._audit("console_login_refused")
+            raise ConsoleError(
+                "this console login link is wrong, used or expired: run `vertex console` "
+                "for a new one"
+            )
+        try:
+            self._audit("console_login", operator=session.operator, expires=int(session.expires))
+        except VertexError:
+            # A sign-in the log cannot record does not stand.
+            self.store.end_console_session(credentials.session_hash(session_id), now)
+            raise
+        return session_id, session
+
+    def console_logout(self, session_id: str) -> None:
+        """End a console session (idempotent)."""
+        store, now = self.store, self.clock()
+        self._audited(
+            "console_logout",
+            lambda: store.end_console_session(credentials.session_hash(session_id), now),
         )
 
 

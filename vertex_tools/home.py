@@ -4,6 +4,8 @@
     master.key        vault master key, mode 0600 (unless VERTEX_MASTER_KEY is set)
     checkpoint.key    Ed25519 key that signs audit checkpoints, mode 0600
     checkpoint.pub    its public half, to verify checkpoints with
+    checkpoint.last.json  a copy of the newest ``vertex audit checkpoint`` (the console
+                      verifies the log against it)
     vertex.db         state: vault entries, tokens, nonces, rate limits, spend
     audit.db          the hash-chained audit log
     logs/             the local broker's output
@@ -71,6 +73,11 @@ class Home:
     def master_key(self) -> Path:
         """Vault master key file."""
         return self.root / "master.key"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        """A copy of the newest checkpoint ``vertex audit checkpoint`` wrote."""
+        return self.root / "checkpoint.last.json"
 
     @property
     def checkpoint_key(self) -> Path:

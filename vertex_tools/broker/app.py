@@ -5,7 +5,8 @@ request target (``raw_path``) exactly as the client sent and signed it, and
 frameworks decode percent-escapes before routing.
 
 Routes: ``/proxy/{upstream}/{path}`` (the pipeline), ``POST /vertex/v1/approvals``
-(a guarded tool's call held for a human) and ``GET /healthz``.
+(a guarded tool's call held for a human), ``/console`` and ``/console/...`` (the
+operator console, ``vertex_tools.console``) and ``GET /healthz``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from vertex_tools.broker.runtime import Runtime
 from vertex_tools.broker.sdk_answers import for_sdk
 from vertex_tools.broker.tool_hold import PATH as APPROVALS_PATH
 from vertex_tools.broker.tool_hold import hold_tool_call
+from vertex_tools.console.app import PREFIX as CONSOLE_PREFIX
+from vertex_tools.console.app import ConsoleApp
 from vertex_tools.policy.durations import parse_duration
 
 __all__ = ["BrokerApp"]
@@ -43,6 +46,7 @@ class BrokerApp:
     def __init__(self, runtime: Runtime, *, on_ready: Callable[[], None] | None = None) -> None:
         self.runtime = runtime
         self.pipeline = Pipeline(runtime)
+        self.console = ConsoleApp(runtime)
         self._on_ready = on_ready
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -91,6 +95,8 @@ class BrokerApp:
         if path == "/healthz" and method == "GET":
             body = json.dumps({"status": "ok", "policy": self.runtime.loaded.digest[:16]}).encode()
             return Outgoing(200, [("content-type", "application/json")], body)
+        if path == CONSOLE_PREFIX or path.startswith(CONSOLE_PREFIX + "/"):
+            return await self.console.handle(scope, receive, path)
         if path == APPROVALS_PATH and method == "POST":
             limit = self.runtime.loaded.policy.settings.max_request_bytes
             try:

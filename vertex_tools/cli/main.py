@@ -16,6 +16,7 @@ import click
 from vertex_tools.cli.approvals import approvals
 from vertex_tools.cli.audit import audit
 from vertex_tools.cli.common import get_home, get_store, handle_errors
+from vertex_tools.cli.console import console
 from vertex_tools.cli.demo import demo
 from vertex_tools.cli.policy import policy
 from vertex_tools.cli.replay import replay
@@ -135,6 +136,7 @@ cli.add_command(audit)
 cli.add_command(demo)
 cli.add_command(approvals)
 cli.add_command(replay)
+cli.add_command(console)
 
 
 def main() -> None:
