@@ -9,12 +9,17 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from tests.conftest import Deployment
 from vertex_tools.local import LocalBroker
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext, Page
 
 ORIGIN_HEADERS = {"Sec-Fetch-Site": "same-origin"}
 
@@ -76,3 +81,74 @@ def operator(deployment: Deployment, broker: LocalBroker) -> Iterator[httpx.Clie
     http = sign_in(deployment, broker)
     yield http
     http.close()
+
+
+# browser ----------------------------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+"""Where the browser tests save a PNG of each page (git-ignored)."""
+
+
+@pytest.fixture(scope="module")
+def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
+    """Debian's chromium, headless, on a fresh profile, driven by playwright (one per
+    module). Missing browser: the tests fail (they are not skipped), naming the fix."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the console's browser tests need Debian's chromium; "
+            "run scripts/setup as root (it installs chromium and fonts-dejavu-core)"
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the playwright package is missing: run scripts/setup")
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 860},
+        )
+        context.set_default_timeout(15_000)
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser_context: BrowserContext) -> Page:
+    """One tab for the module's tests, which follow on from each other like a session."""
+    return browser_context.new_page()
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Save the whole page as ``screenshots/<name>.png``."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say where the screenshots are."""
+    if SCREENSHOTS.is_dir():
+        shots = sorted(SCREENSHOTS.glob("*.png"))
+        if shots:
+            terminalreporter.write_line(
+                f"console screenshots ({len(shots)}): {SCREENSHOTS}/"
+                + " ".join(p.name for p in shots)
+            )

@@ -30,6 +30,15 @@ def _target(request: Mapping[str, Any]) -> str:
     )
 
 
+def _taint_summary(record: ApprovalRecord) -> str:
+    if not record.taint:
+        return "none (untrusted content in the run)"
+    return "; ".join(
+        f"{t.get('argument')} from {', '.join(str(s) for s in t.get('sources', []))}"
+        for t in record.taint
+    )
+
+
 def approvals_page(records: Sequence[ApprovalRecord], *, csrf: str, operator: str) -> bytes:
     """Pending requests first, then the decided ones."""
     pending = [r for r in records if r.state is ApprovalState.PENDING]
@@ -42,20 +51,23 @@ def approvals_page(records: Sequence[ApprovalRecord], *, csrf: str, operator: st
             fmt(
                 '<tr><td><a href="/console/approvals/{id}">{id}</a></td>'
                 '<td><span class="badge s-{state}">{state}</span></td><td>{grant}</td>'
-                "<td>{op}</td><td>{amount}</td><td>{target}</td><td>{created}</td></tr>",
+                "<td>{op}</td><td>{amount}</td><td>{target}</td><td>{taint}</td>"
+                "<td>{created}</td></tr>",
                 id=r.approval_id,
                 state=r.state.value,
                 grant=r.grant,
                 op=r.request.get("operation"),
                 amount=_amount(r.request),
                 target=_target(r.request),
+                taint=_taint_summary(r),
                 created=when(r.created),
             )
             for r in rows
         )
         return fmt(
             '<div class="scroll"><table id="{tid}"><thead><tr><th>id</th><th>state</th>'
-            "<th>grant</th><th>operation</th><th>amount</th><th>request</th><th>held</th>"
+            "<th>grant</th><th>operation</th><th>amount</th><th>request</th>"
+            "<th>tainted arguments</th><th>held</th>"
             "</tr></thead><tbody>{body}</tbody></table></div>",
             tid=table_id,
             body=body,

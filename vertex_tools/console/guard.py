@@ -9,8 +9,9 @@ Order of checks (``app.py`` runs them in this order; the first failure answers):
 2. Method: GET (and HEAD) only read; POST is the only method that changes state.
 3. A live session (cookie ``vertex_console``), except for the sign-in page and static
    files: else a redirect to the sign-in page, which says to run ``vertex console``.
-4. POST only: the request comes from the console's own origin (``Origin`` names this
-   host, ``Sec-Fetch-Site`` if sent is ``same-origin``), and, once signed in, its
+4. POST only: the request comes from the console's own origin (``Sec-Fetch-Site`` if
+   sent is ``same-origin``, an ``Origin`` if sent names this host, and at least one of
+   them is there), and, once signed in, its
    ``csrf`` form field equals the session's token (constant-time). 403 otherwise.
 """
 
@@ -101,16 +102,25 @@ def clear_cookie() -> tuple[str, str]:
 def same_origin(headers: Mapping[str, list[str]]) -> str | None:
     """None when a POST comes from the console's own origin, else why not.
 
-    Browsers send ``Origin`` on every POST; a request without it (or naming another
-    host) is refused, as is one whose ``Sec-Fetch-Site`` says it crossed sites."""
+    ``Sec-Fetch-Site`` (set by the browser, not by page script) must say
+    ``same-origin`` when sent; an ``Origin`` other than ``null`` must name this host
+    (under ``Referrer-Policy: no-referrer`` Chromium sends ``Origin: null`` on forms).
+    At least one of the two must vouch for the request: one with neither is refused."""
     hosts = headers.get("host", [])
     origins = headers.get("origin", [])
-    if len(hosts) != 1 or len(origins) != 1:
-        return "the request has no single Origin and Host header"
-    origin = urlsplit(origins[0])
-    if origin.scheme not in ("http", "https") or origin.netloc.lower() != hosts[0].lower():
-        return "the request comes from another origin"
-    fetch_site = headers.get("sec-fetch-site", ["same-origin"])
-    if fetch_site != ["same-origin"]:
-        return "the browser says the request crossed sites (Sec-Fetch-Site)"
+    fetch_site = headers.get("sec-fetch-site", [])
+    if len(hosts) != 1 or len(origins) > 1 or len(fetch_site) > 1:
+        return "the request has no single Host, Origin or Sec-Fetch-Site header"
+    vouched = False
+    if origins and origins[0] != "null":
+        origin = urlsplit(origins[0])
+        if origin.scheme not in ("http", "https") or origin.netloc.lower() != hosts[0].lower():
+            return "the request comes from another origin"
+        vouched = True
+    if fetch_site:
+        if fetch_site[0] != "same-origin":
+            return "the browser says the request crossed sites (Sec-Fetch-Site)"
+        vouched = True
+    if not vouched:
+        return "the request does not show it comes from the console (no Origin or Sec-Fetch-Site)"
     return None

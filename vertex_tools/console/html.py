@@ -65,7 +65,8 @@ def layout(
         )
         nav = fmt(
             '<nav>{links}</nav><form class="signout" method="post" action="/console/logout">'
-            '<input type="hidden" name="csrf" value="{csrf}"><span class="who">{operator}</span>'
+            '<input type="hidden" name="csrf" value="{csrf}">'
+            '<span class="who">signed in as {operator}</span>'
             '<button type="submit" class="link">Sign out</button></form>',
             links=links,
             csrf=csrf,

@@ -114,8 +114,8 @@ def _row(
         "",
         _text(data.get("token_id")),
         _text(data.get("grant")),
-        _text(data.get("actor")),
-        detail[:300],
+        "",
+        (f"by {_text(data.get('actor'))}; " if data.get("actor") else "") + detail[:300],
     )
 
 
