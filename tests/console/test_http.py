@@ -4,6 +4,7 @@ why, CSRF, headers, and what lands in the audit log. No browser here (test_brows
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -256,3 +257,19 @@ def test_sign_in_needs_a_fresh_link_each_time(deployment: Deployment, broker: Lo
     assert first.cookies["vertex_console"] != second.cookies["vertex_console"]
     first.close()
     second.close()
+
+
+def test_the_chain_status_names_the_last_checkpoint(
+    deployment: Deployment, operator: httpx.Client, tmp_path: Path
+) -> None:
+    done = vertex(deployment, "audit", "checkpoint", "--out", str(tmp_path / "cp.json"))
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 15
+    chain: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        chain = operator.get("/console/audit.json").json()["chain"] or {}
+        if chain.get("checkpoint_seq") is not None:
+            break
+        time.sleep(0.5)
+    assert chain["ok"] is True and isinstance(chain["checkpoint_seq"], int)
+    assert "Last checkpoint: seq" in operator.get("/console/audit").text
