@@ -5,7 +5,8 @@
                     same origin, CSRF token) and the strict response headers
     html.py         escaping by default: ``fmt`` escapes every value not marked ``Safe``
     timeline.py     the audit timeline: filters, rows, the chain's verify status
-    pages.py        the pages (audit, tokens, approvals, spend, login), as HTML
+    pages.py        the audit, tokens, spend, sign-in and error pages, as HTML
+    approval_pages.py  held requests: the list, and one shown exactly as stored
     chart.py        the spend chart, an SVG drawn on the server
     app.py          the routes, mounted by ``vertex_tools.broker.app`` under ``/console``
     static/         one stylesheet and one small script (no build step, nothing remote)
