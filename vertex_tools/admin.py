@@ -13,7 +13,6 @@ fails, an ``<action>_failed`` entry follows.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -23,7 +22,7 @@ from vertex_tools._closing import Closing
 from vertex_tools.audit import EntryKind
 from vertex_tools.console import credentials
 from vertex_tools.errors import ApprovalError, ConfigError, ConsoleError, TokenError, VertexError
-from vertex_tools.home import ENV_MASTER_KEY, Home
+from vertex_tools.home import ENV_MASTER_KEY, Home, operator_name
 from vertex_tools.policy import LoadedPolicy
 from vertex_tools.policy.durations import parse_duration
 from vertex_tools.store import ApprovalRecord, ApprovalState, ConsoleSession
@@ -61,7 +60,7 @@ class Admin(Closing):
         store: StoreLocation | None = None,
         actor: str | None = None,
     ) -> None:
-        self.actor = actor if actor is not None else _actor()
+        self.actor = actor if actor is not None else operator_name()
         self.location = store if store is not None else SqliteLocation(home)
         self.location.require()
         self.home = home
@@ -315,10 +314,3 @@ class Admin(Closing):
             "console_logout",
             lambda: store.end_console_session(credentials.session_hash(session_id), now),
         )
-
-
-def _actor() -> str:
-    try:
-        return os.getlogin()
-    except OSError:
-        return str(os.getuid())

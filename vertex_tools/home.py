@@ -33,7 +33,7 @@ from vertex_tools.errors import HomeError
 if TYPE_CHECKING:
     from vertex_tools.store.location import StoreLocation
 
-__all__ = ["Home", "init_home"]
+__all__ = ["Home", "init_home", "operator_name"]
 
 ENV_HOME = "VERTEX_HOME"
 ENV_MASTER_KEY = "VERTEX_MASTER_KEY"
@@ -147,12 +147,20 @@ def init_home(
         created.append(str(home.policy))
     load_keyring(home.root, environ)  # a malformed key fails here, not at first use
     location = store if store is not None else SqliteLocation(home)
-    created.extend(location.initialise(actor=_actor()))
+    created.extend(location.initialise(actor=operator_name()))
     return created
 
 
-def _actor() -> str:
+def operator_name() -> str:
+    """Who is acting, for the audit log: the login name, else the account's name, else
+    the numeric user id (a container without a login session has no login name)."""
     try:
         return os.getlogin()
     except OSError:
+        pass
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
         return str(os.getuid())
