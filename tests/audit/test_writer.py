@@ -139,3 +139,23 @@ def test_start_fails_when_the_log_cannot_be_opened(tmp_path: Path) -> None:
 def test_invalid_max_batch() -> None:
     with pytest.raises(ValueError, match="max_batch"):
         AsyncAuditWriter(Path("unused.db"), max_batch=0)
+
+
+def test_a_submitted_entry_nobody_awaits_is_written_by_aclose(log_path: Path) -> None:
+    # The broker's outcome entries: queued, the answer sent, committed afterwards.
+    writer = AsyncAuditWriter(log_path)
+
+    async def main() -> list[asyncio.Future[AuditRecord]]:
+        writer.start()
+        first = await writer.append(EntryKind.INTENT, {"request_id": "r"})
+        pending = [writer.submit(EntryKind.OUTCOME, {"request_id": "r", "i": i}) for i in range(5)]
+        await writer.aclose()  # no await on the futures before closing
+        await asyncio.sleep(0.01)  # let the writer's results reach the loop
+        assert first.seq == 1
+        return pending
+
+    pending = asyncio.run(main())
+    assert [f.result().seq for f in pending] == [2, 3, 4, 5, 6]
+    with AuditLog(log_path, read_only=True) as log:
+        assert [r.kind for r in log.records()] == [EntryKind.INTENT] + [EntryKind.OUTCOME] * 5
+        assert verify_log(log).entries == 6

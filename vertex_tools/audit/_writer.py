@@ -15,7 +15,8 @@ Guarantees:
   its entries is written (the batch is one transaction).
 - Data that is not plain JSON fails its own caller at once, on the loop,
   and never reaches a batch.
-- ``aclose()`` writes everything already queued, then stops the thread.
+- ``aclose()`` writes everything already queued, then stops the thread:
+  entries queued with ``submit()`` that nobody awaited included.
 - An entry whose caller was cancelled is still written: the intent it records
   may already be acted on.
 """
@@ -155,6 +156,18 @@ class AsyncAuditWriter:
         Raises ``TypeError``/``ValueError`` for data that is not plain JSON, and
         ``AuditUnavailable`` if the writer is not running or the batch failed.
         """
+        return await self.submit(kind, data)
+
+    def submit(self, kind: EntryKind, data: Mapping[str, Any]) -> asyncio.Future[AuditRecord]:
+        """Queue an entry now; the returned future resolves once it is committed.
+
+        For an entry nothing needs to wait for (the broker's outcome entries):
+        it is queued at once, in order after every entry queued before it, and
+        ``aclose()`` writes it before the writer stops. Whoever does not await
+        the future must still read it (a done callback): a failed batch sets
+        ``AuditUnavailable`` on it. Raises like ``append`` when the entry cannot
+        be queued at all.
+        """
         kind = EntryKind(kind)
         data_text = encode_data(data)
         # Checked and queued with no await in between, so aclose() (on the same
@@ -166,7 +179,7 @@ class AsyncAuditWriter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[AuditRecord] = loop.create_future()
         self._queue.put(_Pending(kind, data_text, future, loop))
-        return await future
+        return future
 
     async def aclose(self) -> None:
         """Write everything queued, then stop the thread and close the log."""

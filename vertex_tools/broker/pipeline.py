@@ -3,13 +3,15 @@
     1 authenticate   token id, signature, timestamp, expiry, revocation   auth.py
     1b agent key     an agent's idempotency key bound to its request      agent_keys.py
     2 resolve+decide policy engine, in memory                              policy/engine.py
-    3 admit          nonce, rate, spend reservation: one transaction       store/
+    3 admit          nonce, rate, spend reservation: one transaction,      admitter.py
+                     group-committed with concurrent requests
     4 audit intent   appended BEFORE anything leaves; failure -> 503
     5 inject         vaulted secret into the configured header; every
                      agent-supplied credential header was dropped          headers.py
     6 forward        pinned address, no redirects, no env proxies          forward.py
     7 scrub          secret values out of the response                     scrub.py
-    8 audit outcome  status, latency, spend committed or released
+    8 audit outcome  status, latency, spend committed or released; queued,
+                     committed after the answer is sent (``_outcome``)
 
 Invariants:
 
@@ -27,6 +29,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import secrets
@@ -129,7 +132,7 @@ class Pipeline:
                 if not call.intent_written:
                     return await self._refuse(call, decision)
                 if not call.outcome_written:
-                    await self._outcome(call, 500, decision.reason, spend=None)
+                    self._outcome(call, 500, decision.reason, spend=None)
             except Exception:
                 log.exception("could not record the internal error of %s", call.request_id)
             return refusal(decision, call.request_id)
@@ -275,7 +278,7 @@ class Pipeline:
                 nonce_expires=now + 2 * policy.settings.clock_skew_seconds + 1,
             )
             try:
-                first: AdmissionResult = await rt.db(lambda: store.admit(nonce_only))
+                first: AdmissionResult = await rt.admitter.admit(nonce_only)
             except StoreError as exc:
                 log.error("state database failed: %s", exc)
                 return await self._refuse(call, _store_down())
@@ -310,7 +313,7 @@ class Pipeline:
             skew=policy.settings.clock_skew_seconds,
         )
         try:
-            admitted: AdmissionResult = await rt.db(lambda: store.admit(admission))
+            admitted: AdmissionResult = await rt.admitter.admit(admission)
         except StoreError as exc:
             log.error("state database failed: %s", exc)
             return await self._refuse(call, _store_down())
@@ -364,7 +367,7 @@ class Pipeline:
         store = self.rt.store
         assert store is not None
         try:
-            await self.rt.db(lambda: store.admit(nonce_only))
+            await self.rt.admitter.admit(nonce_only)
         except StoreError as exc:
             log.error("state database failed: %s", exc)
             return await self._refuse(call, _store_down())
@@ -380,7 +383,7 @@ class Pipeline:
             return self._audit_down(call, exc)
         call.intent_written = True
         answer = refusal(decision, call.request_id, retry_after=retry_after)
-        await self._outcome(call, answer.status, decision.reason, spend=None)
+        self._outcome(call, answer.status, decision.reason, spend=None)
         return answer
 
     def _audit_down(self, call: _Call, exc: AuditUnavailable) -> Outgoing:
@@ -395,9 +398,21 @@ class Pipeline:
             call.request_id,
         )
 
-    async def _outcome(
+    def _outcome(
         self, call: _Call, status: int, reason: Reason, *, spend: str | None, latency_us: int = 0
     ) -> None:
+        """Queue step 8's entry; the answer goes out without waiting for its commit.
+
+        The intent was durable before anything left, and what the outcome says
+        is already settled (spend included), so holding the answer for another
+        disk flush would only add latency. The entry is queued at once, behind
+        the intent, and group-committed with whatever comes next; the writer's
+        ``aclose()`` (broker shutdown) writes every queued entry. If the broker
+        dies first, the intent is left open and the next broker's start records
+        it as ``orphaned`` (reconcile.py), with any spend ``held``: the call is
+        never unaccounted for, only its status is lost. A failed commit is
+        logged, as it was when the answer waited for it.
+        """
         data: dict[str, Any] = {
             "request_id": call.request_id,
             "status": status,
@@ -407,10 +422,12 @@ class Pipeline:
         if spend is not None:
             data["spend"] = spend
         try:
-            await self.rt.audit.append(EntryKind.OUTCOME, data)
-            call.outcome_written = True
+            written = self.rt.audit.submit(EntryKind.OUTCOME, data)
         except AuditUnavailable as exc:
             log.error("outcome of %s not recorded: %s", call.request_id, exc)
+            return
+        call.outcome_written = True
+        written.add_done_callback(functools.partial(_outcome_committed, call.request_id))
 
     async def _settle(self, call: _Call, *, commit: bool) -> str | None:
         if call.reservation is None:
@@ -442,7 +459,7 @@ class Pipeline:
                 call.scrubber.scrub_text(decision.message),
             )
         answer = refusal(decision, call.request_id)
-        await self._outcome(call, answer.status, decision.reason, spend=spend)
+        self._outcome(call, answer.status, decision.reason, spend=spend)
         return answer
 
     async def _forward(self, call: _Call, decision: Decision) -> Outgoing:
@@ -559,7 +576,7 @@ class Pipeline:
 
         # 8 outcome
         spend = await self._settle(call, commit=200 <= response.status < 300)
-        await self._outcome(
+        self._outcome(
             call, response.status, Reason.ALLOWED, spend=spend, latency_us=response.latency_us
         )
         return Outgoing(response.status, headers, body)
@@ -572,6 +589,13 @@ class Pipeline:
                 self._scrubbers.clear()
             scrubber = self._scrubbers[key] = Scrubber([secret])
         return scrubber
+
+
+def _outcome_committed(request_id: str, written: asyncio.Future[Any]) -> None:
+    if written.cancelled():
+        log.error("outcome of %s not recorded: its audit write was cancelled", request_id)
+    elif (exc := written.exception()) is not None:
+        log.error("outcome of %s not recorded: %s", request_id, exc)
 
 
 def _store_down() -> Decision:

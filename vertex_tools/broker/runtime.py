@@ -18,13 +18,14 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from vertex_tools.audit import AsyncAuditWriter, EntryKind
+from vertex_tools.broker.admitter import Admitter
 from vertex_tools.broker.forward import Forwarder
 from vertex_tools.broker.netguard import AddressPolicy
 from vertex_tools.broker.policy_source import (
@@ -38,7 +39,7 @@ from vertex_tools.errors import ConfigError, InvalidCiphertext, StoreError
 from vertex_tools.home import Home
 from vertex_tools.policy import LoadedPolicy
 from vertex_tools.policy.durations import parse_duration
-from vertex_tools.store import StateStore
+from vertex_tools.store import Admission, AdmissionResult, StateStore
 from vertex_tools.store.location import SqliteLocation, StoreLocation
 from vertex_tools.taint import TaintMemory
 from vertex_tools.vault import SecretValue, Vault, load_keyring
@@ -89,6 +90,8 @@ class Runtime:
             self._policy.close()
             raise
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vertex-db")
+        self.admitter = Admitter(self.db, self._admit_many)
+        """Step 3 for every request: admissions group-committed on the database thread."""
         self.store: StateStore | None = None
         self.vault: Vault | None = None
         location = self.location
@@ -126,9 +129,14 @@ class Runtime:
             max_response_bytes=settings.max_response_bytes,
         )
 
-    async def db(self, fn: Callable[[], T]) -> T:
-        """Run blocking database work on the database thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._db, fn)
+    def db(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        """Run blocking database work on the database thread (await the result)."""
+        return asyncio.get_running_loop().run_in_executor(self._db, fn)
+
+    def _admit_many(self, admissions: Sequence[Admission]) -> list[AdmissionResult]:
+        if self.store is None:
+            raise StoreError("the state database is not open")
+        return self.store.admit_many(admissions)
 
     async def secret(self, name: str) -> SecretValue:
         """Open a vault entry. If it fails to open, the master key may have been rotated
