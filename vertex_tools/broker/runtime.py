@@ -138,24 +138,26 @@ class Runtime:
             raise StoreError("the state database is not open")
         return self.store.admit_many(admissions)
 
-    async def secret(self, name: str) -> SecretValue:
-        """Open a vault entry. If it fails to open, the master key may have been rotated
-        since the broker started: reload the keyring from disk once and retry."""
+    def secret(self, name: str) -> asyncio.Future[SecretValue]:
+        """Open a vault entry on the database thread (``read_secret``); await the result."""
+        return self.db(lambda: self.read_secret(name))
 
-        def get() -> SecretValue:
-            assert self.vault is not None
-            try:
-                return self.vault.get(name)[1]
-            except InvalidCiphertext:
-                keyring = load_keyring(self.config.home.root, self.config.environ)
-                if keyring.key_ids == self.vault.keyring.key_ids:
-                    raise
-                self.vault.close()
-                self.vault = self.location.open_vault(keyring)
-                log.warning("vault master key changed on disk; keyring reloaded")
-                return self.vault.get(name)[1]
-
-        return await self.db(get)
+    def read_secret(self, name: str) -> SecretValue:
+        """Open a vault entry; call on the database thread only. If it fails to open,
+        the master key may have been rotated since the broker started: reload the
+        keyring from disk once and retry."""
+        if self.vault is None:
+            raise StoreError("the vault is not open")
+        try:
+            return self.vault.get(name)[1]
+        except InvalidCiphertext:
+            keyring = load_keyring(self.config.home.root, self.config.environ)
+            if keyring.key_ids == self.vault.keyring.key_ids:
+                raise
+            self.vault.close()
+            self.vault = self.location.open_vault(keyring)
+            log.warning("vault master key changed on disk; keyring reloaded")
+            return self.vault.get(name)[1]
 
     async def start(self) -> None:
         """Open everything; raise if anything is missing (the broker then refuses to start)."""
