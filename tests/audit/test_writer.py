@@ -159,3 +159,30 @@ def test_a_submitted_entry_nobody_awaits_is_written_by_aclose(log_path: Path) ->
     with AuditLog(log_path, read_only=True) as log:
         assert [r.kind for r in log.records()] == [EntryKind.INTENT] + [EntryKind.OUTCOME] * 5
         assert verify_log(log).entries == 6
+
+
+def test_a_deferred_entry_shares_the_next_commit_or_is_written_alone(log_path: Path) -> None:
+    writer = AsyncAuditWriter(log_path, defer_s=1.0)
+
+    async def main() -> None:
+        writer.start()
+        # An outcome nobody waits for, then the next request's intent: one commit.
+        outcome = writer.submit(EntryKind.OUTCOME, {"request_id": "a"}, defer=True)
+        intent = await writer.append(EntryKind.INTENT, {"request_id": "b"})
+        assert (await outcome).seq == 1 and intent.seq == 2
+        assert writer.committed_batches == 1
+        # Alone, it is still written once defer_s has passed.
+        alone = writer.submit(EntryKind.OUTCOME, {"request_id": "b"}, defer=True)
+        assert (await alone).seq == 3
+        # And aclose() does not wait for company: it writes what is queued at once.
+        writer.submit(EntryKind.OUTCOME, {"request_id": "c"}, defer=True)
+        await writer.aclose()
+
+    asyncio.run(main())
+    with AuditLog(log_path, read_only=True) as log:
+        assert verify_log(log).entries == 4
+
+
+def test_invalid_defer() -> None:
+    with pytest.raises(ValueError, match="defer_s"):
+        AsyncAuditWriter(Path("unused.db"), defer_s=-1)

@@ -440,7 +440,8 @@ class Pipeline:
         The intent was durable before anything left, and what the outcome says
         is already settled (spend included), so holding the answer for another
         disk flush would only add latency. The entry is queued at once, behind
-        the intent, and group-committed with whatever comes next; the writer's
+        the intent, and committed with the next entry (another request's intent)
+        or after ``OUTCOME_DEFER_S`` at the latest (``Runtime``); the writer's
         ``aclose()`` (broker shutdown) writes every queued entry. If the broker
         dies first, the intent is left open and the next broker's start records
         it as ``orphaned`` (reconcile.py), with any spend ``held``: the call is
@@ -456,7 +457,7 @@ class Pipeline:
         if spend is not None:
             data["spend"] = spend
         try:
-            written = self.rt.audit.submit(EntryKind.OUTCOME, data)
+            written = self.rt.audit.submit(EntryKind.OUTCOME, data, defer=True)
         except AuditUnavailable as exc:
             log.error("outcome of %s not recorded: %s", call.request_id, exc)
             return

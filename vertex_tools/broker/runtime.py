@@ -48,6 +48,11 @@ __all__ = ["BrokerConfig", "Runtime"]
 
 log = logging.getLogger("vertex_tools.broker")
 RECONCILE_WINDOW = 200_000  # recent audit entries searched for orphans at start
+OUTCOME_DEFER_S = 0.005
+"""How long an outcome entry (committed after its answer was sent) may wait to share
+its commit with the next request's intent: one flush per call at low load instead of
+two. It is also how much longer a crash can leave a call's intent without its outcome
+(reconciled as orphaned at the next start, docs/durability.md)."""
 T = TypeVar("T")
 
 
@@ -96,10 +101,14 @@ class Runtime:
         self.vault: Vault | None = None
         location = self.location
         if isinstance(location, SqliteLocation):
-            self.audit = AsyncAuditWriter(config.home.audit_db, clock=clock)
+            self.audit = AsyncAuditWriter(
+                config.home.audit_db, clock=clock, defer_s=OUTCOME_DEFER_S
+            )
         else:
             self.audit = AsyncAuditWriter(
-                lambda: location.open_audit(clock=clock), label=location.describe()
+                lambda: location.open_audit(clock=clock),
+                label=location.describe(),
+                defer_s=OUTCOME_DEFER_S,
             )
         self.instance = secrets.token_hex(6)
         """This broker process's id in the audit log (intents carry it)."""
