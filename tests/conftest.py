@@ -4,6 +4,7 @@ and a real broker process. Nothing is mocked."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,10 @@ def test_policy(upstream_url: str) -> str:
 test_policy.__test__ = False  # type: ignore[attr-defined]
 
 
+OUTCOME_WAIT_S = 10.0
+"""How long a test waits for an outcome entry committed after the broker answered."""
+
+
 @dataclass
 class Deployment:
     """A data directory with the test policy, the secret vaulted, and an upstream."""
@@ -112,8 +117,19 @@ class Deployment:
         return LocalBroker(self.home.root, env=self.env, listen=listen)
 
     def audit_entries(self, request_id: str) -> list[AuditRecord]:
-        with AuditLog(self.home.audit_db) as log:
-            return [r for r in log.records() if r.data.get("request_id") == request_id]
+        """The request's entries once its outcome is in the log.
+
+        The broker answers before the outcome entry is committed (the writer
+        group-commits it just after), so a test that reads the log right after
+        an answer waits for the outcome rather than racing it.
+        """
+        deadline = time.monotonic() + OUTCOME_WAIT_S
+        while True:
+            with AuditLog(self.home.audit_db) as log:
+                found = [r for r in log.records() if r.data.get("request_id") == request_id]
+            if any(r.kind is EntryKind.OUTCOME for r in found) or time.monotonic() > deadline:
+                return found
+            time.sleep(0.01)
 
     def intent(self, request_id: str) -> dict[str, Any]:
         found = [r for r in self.audit_entries(request_id) if r.kind is EntryKind.INTENT]

@@ -139,3 +139,50 @@ def test_start_fails_when_the_log_cannot_be_opened(tmp_path: Path) -> None:
 def test_invalid_max_batch() -> None:
     with pytest.raises(ValueError, match="max_batch"):
         AsyncAuditWriter(Path("unused.db"), max_batch=0)
+
+
+def test_a_submitted_entry_nobody_awaits_is_written_by_aclose(log_path: Path) -> None:
+    # The broker's outcome entries: queued, the answer sent, committed afterwards.
+    writer = AsyncAuditWriter(log_path)
+
+    async def main() -> list[asyncio.Future[AuditRecord]]:
+        writer.start()
+        first = await writer.append(EntryKind.INTENT, {"request_id": "r"})
+        pending = [writer.submit(EntryKind.OUTCOME, {"request_id": "r", "i": i}) for i in range(5)]
+        await writer.aclose()  # no await on the futures before closing
+        await asyncio.sleep(0.01)  # let the writer's results reach the loop
+        assert first.seq == 1
+        return pending
+
+    pending = asyncio.run(main())
+    assert [f.result().seq for f in pending] == [2, 3, 4, 5, 6]
+    with AuditLog(log_path, read_only=True) as log:
+        assert [r.kind for r in log.records()] == [EntryKind.INTENT] + [EntryKind.OUTCOME] * 5
+        assert verify_log(log).entries == 6
+
+
+def test_a_deferred_entry_shares_the_next_commit_or_is_written_alone(log_path: Path) -> None:
+    writer = AsyncAuditWriter(log_path, defer_s=1.0)
+
+    async def main() -> None:
+        writer.start()
+        # An outcome nobody waits for, then the next request's intent: one commit.
+        outcome = writer.submit(EntryKind.OUTCOME, {"request_id": "a"}, defer=True)
+        intent = await writer.append(EntryKind.INTENT, {"request_id": "b"})
+        assert (await outcome).seq == 1 and intent.seq == 2
+        assert writer.committed_batches == 1
+        # Alone, it is still written once defer_s has passed.
+        alone = writer.submit(EntryKind.OUTCOME, {"request_id": "b"}, defer=True)
+        assert (await alone).seq == 3
+        # And aclose() does not wait for company: it writes what is queued at once.
+        writer.submit(EntryKind.OUTCOME, {"request_id": "c"}, defer=True)
+        await writer.aclose()
+
+    asyncio.run(main())
+    with AuditLog(log_path, read_only=True) as log:
+        assert verify_log(log).entries == 4
+
+
+def test_invalid_defer() -> None:
+    with pytest.raises(ValueError, match="defer_s"):
+        AsyncAuditWriter(Path("unused.db"), defer_s=-1)

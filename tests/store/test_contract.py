@@ -148,3 +148,56 @@ def test_concurrent_processes_never_pass_a_rate_limit_together(store_where: str)
     for p in procs:
         p.join(60)
     assert sum(queue.get(timeout=5) for _ in procs) == 10  # the burst, shared by all four
+
+
+def test_admit_many_gives_what_one_at_a_time_gives(store: StateStore) -> None:
+    # One batch (one transaction on SQLite): each admission sees what the ones
+    # before it took, so together they pass no nonce, rate or spend check.
+    bucket = RateKey("token:t", Rate(3, 60), "grants.g.rate")
+    spend = SpendRequest("g", "usd", 400, 1000, "grants.g.spend")
+    batch = [
+        Admission("t", NOW, nonce="n1", nonce_expires=NOW + 600),
+        Admission("t", NOW, nonce="n1", nonce_expires=NOW + 600),
+        *(Admission("t", NOW, rates=(bucket,)) for _ in range(4)),
+        *(Admission("u", NOW, spend=spend) for _ in range(3)),
+    ]
+    results = store.admit_many(batch)
+    assert [r.reason for r in results] == [
+        None,
+        Reason.REPLAYED_REQUEST,
+        None,
+        None,
+        None,
+        Reason.RATE_LIMITED,
+        None,
+        None,
+        Reason.SPEND_WINDOW_EXCEEDED,
+    ]
+    assert results[8].details == {"used": 800, "limit": 1000}
+    reservations = [r.reservation for r in results[6:8]]
+    assert None not in reservations and len(set(reservations)) == 2
+    assert store.spend_used("g", "usd", NOW - 86400) == 800
+    assert store.admit_many([]) == []
+
+
+def _batch_hammer(where: str, n: int, out: multiprocessing.Queue[int]) -> None:
+    store = open_store(where)
+    spend = SpendRequest("g", "usd", 10, 500, "grants.g.spend")
+    admitted = 0
+    for _ in range(n):
+        results = store.admit_many([Admission("t", NOW, spend=spend) for _ in range(5)])
+        admitted += sum(r.admitted for r in results)
+    store.close()
+    out.put(admitted)
+
+
+def test_concurrent_batches_never_pass_the_ceiling_together(store_where: str) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    out: multiprocessing.Queue[int] = ctx.Queue()
+    procs = [ctx.Process(target=_batch_hammer, args=(store_where, 8, out)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    total = sum(out.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    assert total == 50  # 500 / 10, out of 120 asked for

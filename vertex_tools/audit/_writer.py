@@ -15,9 +15,13 @@ Guarantees:
   its entries is written (the batch is one transaction).
 - Data that is not plain JSON fails its own caller at once, on the loop,
   and never reaches a batch.
-- ``aclose()`` writes everything already queued, then stops the thread.
+- ``aclose()`` writes everything already queued, then stops the thread:
+  entries queued with ``submit()`` that nobody awaited included.
 - An entry whose caller was cancelled is still written: the intent it records
   may already be acted on.
+- A deferred entry (``submit(..., defer=True)``, nobody waits for it) may wait
+  up to ``defer_s`` for another entry to share its commit; an entry someone
+  awaits never waits for company.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class _Pending:
     data_text: str
     future: asyncio.Future[AuditRecord]
     loop: asyncio.AbstractEventLoop
+    deferred: bool = False
 
 
 class _State(Enum):
@@ -84,15 +89,20 @@ class AsyncAuditWriter:
         max_batch: int = 512,
         busy_timeout_s: float = 5.0,
         label: str | None = None,
+        defer_s: float = 0.0,
     ) -> None:
         """Configure the writer; nothing is opened until ``start()``.
 
         ``path`` is a SQLite log file, or a function that opens any backend
         (called once, in the writer thread, which then owns the connection);
-        ``label`` names it in messages (never a password).
+        ``label`` names it in messages (never a password). ``defer_s`` is how
+        long a batch of deferred entries alone may wait for company (0: never).
         """
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, not {max_batch}")
+        if not 0 <= defer_s <= 1:
+            raise ValueError(f"defer_s must be between 0 and 1 second, not {defer_s}")
+        self._defer_s = defer_s
         if isinstance(path, Path | str):
             self._path = Path(path)
             self._opener: Callable[[], AuditBackend] | None = None
@@ -155,6 +165,21 @@ class AsyncAuditWriter:
         Raises ``TypeError``/``ValueError`` for data that is not plain JSON, and
         ``AuditUnavailable`` if the writer is not running or the batch failed.
         """
+        return await self.submit(kind, data)
+
+    def submit(
+        self, kind: EntryKind, data: Mapping[str, Any], *, defer: bool = False
+    ) -> asyncio.Future[AuditRecord]:
+        """Queue an entry now; the returned future resolves once it is committed.
+
+        For an entry nothing needs to wait for (the broker's outcome entries):
+        it is queued at once, in order after every entry queued before it, and
+        ``aclose()`` writes it before the writer stops. Whoever does not await
+        the future must still read it (a done callback): a failed batch sets
+        ``AuditUnavailable`` on it. Raises like ``append`` when the entry cannot
+        be queued at all. ``defer=True``: its commit may wait up to the writer's
+        ``defer_s`` to share a flush with the next entry.
+        """
         kind = EntryKind(kind)
         data_text = encode_data(data)
         # Checked and queued with no await in between, so aclose() (on the same
@@ -165,8 +190,8 @@ class AsyncAuditWriter:
             )
         loop = asyncio.get_running_loop()
         future: asyncio.Future[AuditRecord] = loop.create_future()
-        self._queue.put(_Pending(kind, data_text, future, loop))
-        return await future
+        self._queue.put(_Pending(kind, data_text, future, loop, defer))
+        return future
 
     async def aclose(self) -> None:
         """Write everything queued, then stop the thread and close the log."""
@@ -199,18 +224,38 @@ class AsyncAuditWriter:
                 if first is None:
                     break
                 batch = [first]
-                while len(batch) < self._max_batch:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        stopping = True
-                        break
-                    batch.append(item)
+                stopping = self._gather(batch)
                 self._write(log, batch)
         finally:
             log.close()
+
+    def _gather(self, batch: list[_Pending]) -> bool:
+        """Add what else is queued to ``batch``; True when the stop sentinel was met.
+
+        A batch of deferred entries only (``submit(..., defer=True)``) waits up to
+        ``defer_s`` for an entry someone awaits, and then shares its commit: at
+        low load an outcome and the next request's intent cost one flush, not two.
+        """
+        deadline: float | None = None
+        while len(batch) < self._max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                if self._defer_s <= 0 or not all(pending.deferred for pending in batch):
+                    return False
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self._defer_s
+                if now >= deadline:
+                    return False
+                try:
+                    item = self._queue.get(timeout=deadline - now)
+                except queue.Empty:
+                    return False
+            if item is None:
+                return True
+            batch.append(item)
+        return False
 
     def _write(self, log: AuditBackend, batch: list[_Pending]) -> None:
         try:

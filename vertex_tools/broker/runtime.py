@@ -18,13 +18,14 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from vertex_tools.audit import AsyncAuditWriter, EntryKind
+from vertex_tools.broker.admitter import Admitter
 from vertex_tools.broker.forward import Forwarder
 from vertex_tools.broker.netguard import AddressPolicy
 from vertex_tools.broker.policy_source import (
@@ -38,7 +39,7 @@ from vertex_tools.errors import ConfigError, InvalidCiphertext, StoreError
 from vertex_tools.home import Home
 from vertex_tools.policy import LoadedPolicy
 from vertex_tools.policy.durations import parse_duration
-from vertex_tools.store import StateStore
+from vertex_tools.store import Admission, AdmissionResult, StateStore
 from vertex_tools.store.location import SqliteLocation, StoreLocation
 from vertex_tools.taint import TaintMemory
 from vertex_tools.vault import SecretValue, Vault, load_keyring
@@ -47,6 +48,11 @@ __all__ = ["BrokerConfig", "Runtime"]
 
 log = logging.getLogger("vertex_tools.broker")
 RECONCILE_WINDOW = 200_000  # recent audit entries searched for orphans at start
+OUTCOME_DEFER_S = 0.005
+"""How long an outcome entry (committed after its answer was sent) may wait to share
+its commit with the next request's intent: one flush per call at low load instead of
+two. It is also how much longer a crash can leave a call's intent without its outcome
+(reconciled as orphaned at the next start, docs/durability.md)."""
 T = TypeVar("T")
 
 
@@ -89,14 +95,20 @@ class Runtime:
             self._policy.close()
             raise
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vertex-db")
+        self.admitter = Admitter(self.db, self._admit_many)
+        """Step 3 for every request: admissions group-committed on the database thread."""
         self.store: StateStore | None = None
         self.vault: Vault | None = None
         location = self.location
         if isinstance(location, SqliteLocation):
-            self.audit = AsyncAuditWriter(config.home.audit_db, clock=clock)
+            self.audit = AsyncAuditWriter(
+                config.home.audit_db, clock=clock, defer_s=OUTCOME_DEFER_S
+            )
         else:
             self.audit = AsyncAuditWriter(
-                lambda: location.open_audit(clock=clock), label=location.describe()
+                lambda: location.open_audit(clock=clock),
+                label=location.describe(),
+                defer_s=OUTCOME_DEFER_S,
             )
         self.instance = secrets.token_hex(6)
         """This broker process's id in the audit log (intents carry it)."""
@@ -126,28 +138,35 @@ class Runtime:
             max_response_bytes=settings.max_response_bytes,
         )
 
-    async def db(self, fn: Callable[[], T]) -> T:
-        """Run blocking database work on the database thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._db, fn)
+    def db(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        """Run blocking database work on the database thread (await the result)."""
+        return asyncio.get_running_loop().run_in_executor(self._db, fn)
 
-    async def secret(self, name: str) -> SecretValue:
-        """Open a vault entry. If it fails to open, the master key may have been rotated
-        since the broker started: reload the keyring from disk once and retry."""
+    def _admit_many(self, admissions: Sequence[Admission]) -> list[AdmissionResult]:
+        if self.store is None:
+            raise StoreError("the state database is not open")
+        return self.store.admit_many(admissions)
 
-        def get() -> SecretValue:
-            assert self.vault is not None
-            try:
-                return self.vault.get(name)[1]
-            except InvalidCiphertext:
-                keyring = load_keyring(self.config.home.root, self.config.environ)
-                if keyring.key_ids == self.vault.keyring.key_ids:
-                    raise
-                self.vault.close()
-                self.vault = self.location.open_vault(keyring)
-                log.warning("vault master key changed on disk; keyring reloaded")
-                return self.vault.get(name)[1]
+    def secret(self, name: str) -> asyncio.Future[SecretValue]:
+        """Open a vault entry on the database thread (``read_secret``); await the result."""
+        return self.db(lambda: self.read_secret(name))
 
-        return await self.db(get)
+    def read_secret(self, name: str) -> SecretValue:
+        """Open a vault entry; call on the database thread only. If it fails to open,
+        the master key may have been rotated since the broker started: reload the
+        keyring from disk once and retry."""
+        if self.vault is None:
+            raise StoreError("the vault is not open")
+        try:
+            return self.vault.get(name)[1]
+        except InvalidCiphertext:
+            keyring = load_keyring(self.config.home.root, self.config.environ)
+            if keyring.key_ids == self.vault.keyring.key_ids:
+                raise
+            self.vault.close()
+            self.vault = self.location.open_vault(keyring)
+            log.warning("vault master key changed on disk; keyring reloaded")
+            return self.vault.get(name)[1]
 
     async def start(self) -> None:
         """Open everything; raise if anything is missing (the broker then refuses to start)."""

@@ -8,7 +8,7 @@ one transaction, so concurrent requests can never together pass a ceiling.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -167,6 +167,11 @@ class StateStore(Protocol):
 
     def admit(self, admission: Admission) -> AdmissionResult:
         """Consume the nonce, check and take rate, reserve spend: all or nothing."""
+
+    def admit_many(self, admissions: Sequence[Admission]) -> list[AdmissionResult]:
+        """``admit`` for each, in order, with the same results as one at a time
+        (the broker's group commit: one durable commit for many requests where
+        the database allows it)."""
 
     def settle(self, reservation: int, *, commit: bool, now: float) -> None:
         """Commit a spend reservation (the upstream succeeded) or release it."""

@@ -3,6 +3,8 @@
 One file, WAL mode, one connection guarded by a lock; every write is a
 ``BEGIN IMMEDIATE`` transaction, so several processes (the broker, CLI
 commands) share the file safely and checks read what they then update.
+Commits wait for the disk (synchronous=FULL), except admissions that take
+only rate (``admit_many``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -91,8 +93,10 @@ class SqliteStore(Closing):
             db = sqlite_utils.Database(self._conn)
             db.execute("PRAGMA journal_mode=WAL")
             # FULL: a spend reservation or a used nonce lost in a power cut would
-            # reopen a ceiling or a replay window.
+            # reopen a ceiling or a replay window. Only rate-only admissions
+            # commit with NORMAL (admit_many says why that is safe).
             db.execute("PRAGMA synchronous=FULL")
+            self._durable = True
             self._conn.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open state database {path}: {exc}") from exc
@@ -101,10 +105,16 @@ class SqliteStore(Closing):
         return f"SqliteStore({str(self.path)!r})"
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Cursor]:
+    def _tx(self, *, durable: bool = True) -> Iterator[sqlite3.Cursor]:
+        """One ``BEGIN IMMEDIATE`` transaction; ``durable=False`` commits without
+        waiting for the disk (see ``admit_many`` for the only caller that may)."""
         with self._lock:
             cur = self._conn.cursor()
             try:
+                if durable is not self._durable:
+                    # Between transactions only: SQLite applies it to the next commit.
+                    cur.execute("PRAGMA synchronous=" + ("FULL" if durable else "NORMAL"))
+                    self._durable = durable
                 cur.execute("BEGIN IMMEDIATE")
                 yield cur
                 cur.execute("COMMIT")
@@ -168,54 +178,79 @@ class SqliteStore(Closing):
         Checks first, writes last: a refused request consumes its nonce (so it
         cannot be replayed) but takes no rate and reserves no spend.
         """
+        return self.admit_many([admission])[0]
+
+    def admit_many(self, admissions: Sequence[Admission]) -> list[AdmissionResult]:
+        """Several admissions in ONE transaction (group commit), each as ``admit``.
+
+        They are checked in order under one write lock, so each one sees the
+        nonces, rate and spend the ones before it took: together they can no
+        more pass a ceiling than one at a time. All or nothing: if the
+        transaction fails, every caller gets the ``StoreError``.
+
+        Durability: the commit waits for the disk (synchronous=FULL) when any
+        admission consumes a nonce or reserves spend: a used nonce or a
+        reservation lost in a power cut would reopen a replay window or a spend
+        ceiling. A batch that only takes rate (and stamps ``last_used``) commits
+        with synchronous=NORMAL: WAL mode keeps the file consistent, a crash of
+        the broker process loses nothing (the OS has the write), and a power cut
+        or kernel crash can roll back only the last such commits, i.e. forget
+        some requests of a rate window, which then lets at most one window's
+        worth of extra calls through once. The next durable commit (any nonce,
+        spend, token or approval write) makes every earlier one durable too.
+        """
+        if not admissions:
+            return []
+        durable = any(a.nonce is not None or a.spend is not None for a in admissions)
+        with self._tx(durable=durable) as cur:
+            return [self._admit(cur, admission) for admission in admissions]
+
+    def _admit(self, cur: sqlite3.Cursor, admission: Admission) -> AdmissionResult:
         now = admission.now
-        with self._tx() as cur:
-            if admission.nonce is not None:
-                try:
-                    cur.execute(
-                        "INSERT INTO nonces (token_id, nonce, expires) VALUES (?, ?, ?)",
-                        (admission.token_id, admission.nonce, admission.nonce_expires),
-                    )
-                except sqlite3.IntegrityError:
-                    return AdmissionResult(
-                        Reason.REPLAYED_REQUEST,
-                        "signature.nonce",
-                        "this signed request was already used; sign every request afresh",
-                    )
-            cur.execute(
-                "UPDATE tokens SET last_used = ? WHERE token_id = ?", (now, admission.token_id)
-            )
-            new_tats: list[tuple[str, float]] = []
-            for bucket in admission.rates:
-                outcome = self._rate(cur, bucket, now)
-                if isinstance(outcome, AdmissionResult):
-                    return outcome
-                new_tats.append((bucket.key, outcome))
-            spend = admission.spend
-            if spend is not None and spend.per_day is not None:
-                used = self._used(cur, spend.grant, spend.currency, now - _WINDOW)
-                if used + spend.amount > spend.per_day:
-                    return AdmissionResult(
-                        Reason.SPEND_WINDOW_EXCEEDED,
-                        spend.rule,
-                        f"{spend.amount} {spend.currency} would bring the last 24 hours to "
-                        f"{used + spend.amount}, over the ceiling of {spend.per_day}",
-                        details={"used": used, "limit": spend.per_day},
-                    )
-            cur.executemany(
-                "INSERT INTO rate_buckets (key, tat) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET tat = excluded.tat",
-                new_tats,
-            )
-            reservation: int | None = None
-            if spend is not None:
+        if admission.nonce is not None:
+            try:
                 cur.execute(
-                    "INSERT INTO spend (grant_name, currency, amount, state, created) "
-                    "VALUES (?, ?, ?, 'reserved', ?)",
-                    (spend.grant, spend.currency, spend.amount, now),
+                    "INSERT INTO nonces (token_id, nonce, expires) VALUES (?, ?, ?)",
+                    (admission.token_id, admission.nonce, admission.nonce_expires),
                 )
-                reservation = cur.lastrowid
-            return AdmissionResult(reservation=reservation)
+            except sqlite3.IntegrityError:
+                return AdmissionResult(
+                    Reason.REPLAYED_REQUEST,
+                    "signature.nonce",
+                    "this signed request was already used; sign every request afresh",
+                )
+        cur.execute("UPDATE tokens SET last_used = ? WHERE token_id = ?", (now, admission.token_id))
+        new_tats: list[tuple[str, float]] = []
+        for bucket in admission.rates:
+            outcome = self._rate(cur, bucket, now)
+            if isinstance(outcome, AdmissionResult):
+                return outcome
+            new_tats.append((bucket.key, outcome))
+        spend = admission.spend
+        if spend is not None and spend.per_day is not None:
+            used = self._used(cur, spend.grant, spend.currency, now - _WINDOW)
+            if used + spend.amount > spend.per_day:
+                return AdmissionResult(
+                    Reason.SPEND_WINDOW_EXCEEDED,
+                    spend.rule,
+                    f"{spend.amount} {spend.currency} would bring the last 24 hours to "
+                    f"{used + spend.amount}, over the ceiling of {spend.per_day}",
+                    details={"used": used, "limit": spend.per_day},
+                )
+        cur.executemany(
+            "INSERT INTO rate_buckets (key, tat) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET tat = excluded.tat",
+            new_tats,
+        )
+        reservation: int | None = None
+        if spend is not None:
+            cur.execute(
+                "INSERT INTO spend (grant_name, currency, amount, state, created) "
+                "VALUES (?, ?, ?, 'reserved', ?)",
+                (spend.grant, spend.currency, spend.amount, now),
+            )
+            reservation = cur.lastrowid
+        return AdmissionResult(reservation=reservation)
 
     @staticmethod
     def _rate(cur: sqlite3.Cursor, bucket: RateKey, now: float) -> AdmissionResult | float:
