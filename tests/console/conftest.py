@@ -76,6 +76,13 @@ def csrf_of(page: str) -> str:
     return found.group(1)
 
 
+def once_of(page: str) -> str:
+    """The issue form's one-time field (each rendering of the form issues once)."""
+    found = re.search(r'name="once" value="([A-Za-z0-9_-]+)"', page)
+    assert found is not None
+    return found.group(1)
+
+
 @pytest.fixture
 def operator(deployment: Deployment, broker: LocalBroker) -> Iterator[httpx.Client]:
     http = sign_in(deployment, broker)

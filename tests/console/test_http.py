@@ -16,6 +16,7 @@ from tests.console.conftest import (
     code_of,
     csrf_of,
     login_link,
+    once_of,
     post,
     sign_in,
     vertex,
@@ -136,7 +137,7 @@ def test_state_changes_need_the_csrf_token_and_the_same_origin(
     )
     assert cross.status_code == 403
     issued_before = [e for e in admin_entries(deployment) if e["action"] == "token_issue"]
-    ok = post(operator, "/console/tokens", {**form, "csrf": csrf})
+    ok = post(operator, "/console/tokens", {**form, "csrf": csrf, "once": once_of(page)})
     assert ok.status_code == 200 and 'id="new-token"' in ok.text
     issued = [e for e in admin_entries(deployment) if e["action"] == "token_issue"]
     assert len(issued) == len(issued_before) + 1
@@ -178,8 +179,11 @@ def test_actions_are_audited_as_the_cli_s_and_no_secret_is_logged(
     with client(broker) as http:
         answer = post(http, "/console/login", {"code": code_of(link)})
         session_id = answer.cookies["vertex_console"]
-        csrf = csrf_of(http.get("/console/tokens").text)
-        issued = post(http, "/console/tokens", {"grant": "reader", "csrf": csrf})
+        page = http.get("/console/tokens").text
+        csrf = csrf_of(page)
+        issued = post(
+            http, "/console/tokens", {"grant": "reader", "csrf": csrf, "once": once_of(page)}
+        )
         token_id = issued.text.split("Token <code>", 1)[1][:19]
         assert post(http, f"/console/tokens/{token_id}/revoke", {"csrf": csrf}).status_code == 303
         assert post(http, "/console/logout", {"csrf": csrf}).status_code == 303

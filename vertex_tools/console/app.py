@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from importlib import resources
@@ -21,10 +22,16 @@ from vertex_tools.admin import Admin
 from vertex_tools.broker.answers import Outgoing
 from vertex_tools.console import approval_pages, guard, pages
 from vertex_tools.console.chart import SpendBar
-from vertex_tools.console.credentials import csrf_matches, csrf_token, session_hash
+from vertex_tools.console.credentials import (
+    SESSION_TTL,
+    csrf_matches,
+    csrf_token,
+    new_form_nonce,
+    session_hash,
+)
 from vertex_tools.console.timeline import ChainMonitor, ChainStatus, Filters, check_chain, timeline
 from vertex_tools.errors import AuditUnavailable, ConsoleError, StoreError, VertexError
-from vertex_tools.store import ConsoleSession
+from vertex_tools.store import ConsoleSession, IdempotencyClaim
 
 if TYPE_CHECKING:
     from vertex_tools.broker.runtime import Runtime
@@ -33,8 +40,10 @@ __all__ = ["PREFIX", "ConsoleApp"]
 
 PREFIX = "/console"
 MAX_FORM_BYTES = 16 * 1024
+_FORM_TYPE = "application/x-www-form-urlencoded"
 _TK_ID = r"tk_[a-z2-7]{16}"
 _APPROVAL_ID = r"ap_[a-z2-7]{16}"
+_NONCE = re.compile(r"[A-Za-z0-9_-]{22}")
 _REVOKE = re.compile(rf"/console/tokens/({_TK_ID})/revoke")
 _APPROVAL = re.compile(rf"/console/approvals/({_APPROVAL_ID})")
 _DECIDE = re.compile(rf"/console/approvals/({_APPROVAL_ID})/decide")
@@ -120,9 +129,18 @@ class ConsoleApp:
         # 2 method
         method = scope["method"]
         if method not in ("GET", "POST"):
-            return _refused(405, "Method not allowed", f"{method} is not used by the console.")
+            return _answer(
+                405,
+                pages.error_page("Method not allowed", f"{method} is not used by the console."),
+                ("allow", "GET, POST"),
+            )
         form: dict[str, str] = {}
         if method == "POST":
+            # JSON, multipart or text/plain is not what the console's forms send (and
+            # text/plain is what a cross-site "simple" request would use).
+            kinds = {k.split(";", 1)[0].strip().lower() for k in headers.get("content-type", [])}
+            if kinds - {_FORM_TYPE}:
+                return _refused(415, "Not a form", f"The console takes only {_FORM_TYPE} bodies.")
             try:
                 async with asyncio.timeout(10):
                     body = await _read_form(receive)
@@ -130,7 +148,15 @@ class ConsoleApp:
                 return _refused(408, "Too slow", "The form did not arrive in time.")
             if body is None:
                 return _refused(413, "Too large", "The form is larger than the console accepts.")
-            form = dict(parse_qsl(body, keep_blank_values=True))
+            fields = parse_qsl(body, keep_blank_values=True)
+            form = dict(fields)
+            if len(form) != len(fields):
+                # Which of two csrf, grant or decision values counts is a guess the
+                # console does not make: the page's own forms send each field once.
+                twice = sorted(k for k, n in Counter(k for k, _ in fields).items() if n > 1)
+                return _refused(
+                    400, "Bad request", f"The form repeats {', '.join(twice)}: send each once."
+                )
         request = _Request(
             method,
             path,
@@ -281,7 +307,9 @@ class ConsoleApp:
 
         return await asyncio.to_thread(read)
 
-    async def _tokens(self, session: _Session, *, notice: str = "", error: str = "") -> Outgoing:
+    async def _tokens(
+        self, session: _Session, *, notice: str = "", error: str = "", status: int = 400
+    ) -> Outgoing:
         store = self.rt.store
         assert store is not None
         tokens = await self.rt.db(store.list_tokens)
@@ -291,14 +319,37 @@ class ConsoleApp:
             grants,
             csrf=session.csrf,
             operator=session.info.operator,
+            once=new_form_nonce(),
             notice=notice,
             error=error,
         )
-        return _answer(200 if not error else 400, page)
+        return _answer(200 if not error else status, page)
 
     async def _issue(self, req: _Request, session: _Session) -> Outgoing:
         loaded = self.rt.loaded
         grant, ttl = req.form.get("grant", ""), req.form.get("ttl", "").strip() or None
+        once = req.form.get("once", "")
+        if _NONCE.fullmatch(once) is None:
+            return await self._tokens(
+                session, error="The issue form is incomplete: issue the token from this page."
+            )
+        # Each rendering of the form issues at most one token, on every replica: a reload
+        # of the result page (or Back and submit) would otherwise issue a second token
+        # silently. The claim lives in the store's idempotency table under a key no agent
+        # token id can take (``console:`` and the session's hash).
+        store, now = self.rt.store, self.rt.clock()
+        assert store is not None
+        owner = f"console:{session_hash(session.session_id)}"
+        claim = await self.rt.db(
+            lambda: store.claim_idempotency(owner, once, "token_issue", now, SESSION_TTL)
+        )
+        if claim is not IdempotencyClaim.NEW:
+            return await self._tokens(
+                session,
+                error="This form has already issued a token, shown once and not again. "
+                "Issue another here if you need one; revoke the first if it was lost.",
+                status=409,
+            )
         try:
             issued = await self._admin(session.actor, lambda a: a.token_issue(loaded, grant, ttl))
         except AuditUnavailable:

@@ -7,7 +7,8 @@ Invariants:
    domain, so a hash of one kind never stands for another.
 3. The CSRF token is derived from the session id under its own domain: it is bound
    to the session, and knowing it tells nothing about the session id.
-4. None of these values is ever logged, audited or put in an error message.
+4. A form nonce is only random: it says "this rendering of the form", nothing more.
+5. None of these values is ever logged, audited or put in an error message.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "code_hash",
     "csrf_matches",
     "csrf_token",
+    "new_form_nonce",
     "new_login_code",
     "new_session_id",
     "session_hash",
@@ -48,6 +50,12 @@ def new_login_code() -> str:
 def new_session_id() -> str:
     """A fresh session id (the cookie's value)."""
     return secrets.token_urlsafe(_RANDOM_BYTES)
+
+
+def new_form_nonce() -> str:
+    """A one-time value for a form whose effect must not happen twice (issuing a token):
+    a reload or a Back-and-resubmit posts it again, and is refused."""
+    return secrets.token_urlsafe(16)
 
 
 def _hash(domain: bytes, value: str) -> str:

@@ -6,7 +6,9 @@ Order of checks (``app.py`` runs them in this order; the first failure answers):
    ``X-Api-Key`` header, any ``X-Vertex-*`` header (signatures, runs, taint reports),
    or a vertex token anywhere in the target or cookies. 403: the console is for
    operators; agent tokens are never console credentials.
-2. Method: GET (and HEAD) only read; POST is the only method that changes state.
+2. Method: GET only reads; POST is the only method that changes state (anything else,
+   HEAD included, is 405). A POST body is an url-encoded form of at most
+   ``MAX_FORM_BYTES``, each field once: 415, 413 or 400 otherwise.
 3. A live session (cookie ``vertex_console``), except for the sign-in page and static
    files: else a redirect to the sign-in page, which says to run ``vertex console``.
 4. POST only: the request comes from the console's own origin (``Sec-Fetch-Site`` if
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from http.cookies import CookieError, SimpleCookie
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from vertex_tools.broker.answers import TOKEN_IN_TEXT
 from vertex_tools.console.credentials import COOKIE, SESSION_TTL
@@ -63,7 +65,9 @@ def agent_credential(headers: Mapping[str, list[str]], target: str) -> str | Non
             return f"a {name} header"
         if name.startswith("x-vertex-"):
             return f"an {name} header"
-    if TOKEN_IN_TEXT.search(target):
+    # Decoded too: ``%5F`` for ``_`` hides a token from the pattern, not from the filters
+    # that would show it on the page.
+    if TOKEN_IN_TEXT.search(target) or TOKEN_IN_TEXT.search(unquote_plus(target)):
         return "a vertex token in the URL"
     if any(TOKEN_IN_TEXT.search(v) for v in headers.get("cookie", [])):
         return "a vertex token in a cookie"

@@ -187,10 +187,12 @@ def tokens_page(
     *,
     csrf: str,
     operator: str,
+    once: str,
     notice: str = "",
     error: str = "",
 ) -> bytes:
-    """Every token, the issue form, and a revoke link per live token."""
+    """Every token, the issue form (``once``: its one-time field), and a revoke link per
+    live token."""
     now = time.time()
     rows = join(
         fmt(
@@ -218,7 +220,7 @@ def tokens_page(
         message = fmt('<p class="error">{error}</p>', error=error)
     body = fmt(
         '{message}<form class="card issue" method="post" action="/console/tokens">{csrf}'
-        "<h2>Issue a token</h2>"
+        '<input type="hidden" name="once" value="{once}"><h2>Issue a token</h2>'
         '<label>Grant <select name="grant" required>{options}</select></label>'
         '<label>Lifetime <input name="ttl" placeholder="the grant\'s ttl, e.g. 1h"></label>'
         '<button type="submit">Issue</button></form>'
@@ -227,6 +229,7 @@ def tokens_page(
         "</thead><tbody>{rows}</tbody></table></div>",
         message=message,
         csrf=hidden_csrf(csrf),
+        once=once,
         options=options,
         rows=rows if tokens else Safe('<tr><td colspan="7">no tokens</td></tr>'),
     )
