@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
+
+from vertex_tools.policy.forms import parse_form
 
 __all__ = ["Amount", "AmountError", "read_amount"]
 
@@ -84,9 +85,7 @@ def _fields(content_type: str, body: bytes) -> dict[str, object]:
         return data
     if media == "application/x-www-form-urlencoded":
         try:
-            pairs = parse_qsl(
-                body.decode("ascii"), keep_blank_values=True, strict_parsing=bool(body)
-            )
+            pairs = parse_form(body.decode("ascii"), strict=bool(body))
         except (UnicodeDecodeError, ValueError) as exc:
             raise AmountError("form body does not parse") from exc
         fields: dict[str, object] = {}
