@@ -16,6 +16,7 @@ from vertex_tools.policy.forms import parse_form
 __all__ = ["Amount", "AmountError", "read_amount"]
 
 _DIGITS = re.compile(r"^(0|[1-9][0-9]{0,17})\Z")
+_CURRENCY = re.compile(r"^[A-Za-z]{3}$")
 MAX_JSON_DEPTH = 32
 
 
@@ -114,6 +115,6 @@ def read_amount(
     if not _DIGITS.match(text):
         raise AmountError(f"{amount_field!r} must be a non-negative whole number of minor units")
     currency = fields.get(currency_field, default_currency)
-    if not isinstance(currency, str) or not re.match(r"^[A-Za-z]{3}$", currency):
+    if not isinstance(currency, str) or not _CURRENCY.match(currency):
         raise AmountError(f"{currency_field!r} must be a three-letter currency code")
     return Amount(int(text), currency.lower())

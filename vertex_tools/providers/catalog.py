@@ -213,6 +213,8 @@ class Catalog:
     _by_name: dict[str, Operation] = field(init=False, repr=False)
     _candidates: dict[tuple[str, int], tuple[Operation, ...]] = field(init=False, repr=False)
     """(method, segment count) -> the operations that can match it, in catalog order."""
+    _literal: dict[tuple[str, tuple[str, ...]], Operation] = field(init=False, repr=False)
+    """(method, segments) -> the first operation whose template has no parameter."""
 
     def __post_init__(self) -> None:
         names = [op.name for op in self.operations]
@@ -220,6 +222,11 @@ class Catalog:
             raise ValueError(f"{self.provider}: duplicate operation names")
         object.__setattr__(self, "_by_name", {op.name: op for op in self.operations})
         object.__setattr__(self, "_candidates", {})
+        literal: dict[tuple[str, tuple[str, ...]], Operation] = {}
+        for op in self.operations:
+            if op.template.literal_count == len(op.template.segments):
+                literal.setdefault((op.method, op.template.segments), op)
+        object.__setattr__(self, "_literal", literal)
 
     def get(self, name: str) -> Operation | None:
         """The operation called ``name``, or None."""
@@ -232,6 +239,12 @@ class Catalog:
 
     def match(self, method: str, segments: list[str]) -> tuple[Operation, dict[str, str]] | None:
         """The most specific operation for a method and validated path segments."""
+        # A template without parameters that matches has the most literal segments any
+        # matching template can have (a longer fixed part cannot match, a {name+} one
+        # has fewer literals): it is the answer, as the first of equals.
+        exact = self._literal.get((method, tuple(segments)))
+        if exact is not None:
+            return exact, {}
         best: tuple[Operation, dict[str, str]] | None = None
         for op in self._candidates_for(method, len(segments)):
             params = op.template.match(segments)
