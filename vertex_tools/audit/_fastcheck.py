@@ -10,12 +10,13 @@ correctness; what must hold is that it accepts nothing ``decode_entry`` refuses.
 
 The fast path accepts ``entry`` for ``seq`` when all of these hold:
 
-1. ``entry`` is ``b'{"data":' + D + T``, where ``T`` is exactly the envelope's
-   tail ``,"kind":"K","seq":S,"time":T,"v":1}`` with a known kind, ``S`` the
+1. ``entry`` is ``b'{"data":' + D + TAIL``, where ``TAIL`` is exactly
+   ``,"kind":"K","seq":S,"time":T,"v":1}`` with a known kind ``K``, ``S`` the
    decimal of ``seq`` and ``T`` a decimal in the range ``check_time_us`` allows
    (integers written the one canonical way: no sign on 0, no leading zeros);
 2. ``D`` parses with orjson to a dict ``d`` holding no float, nested at most
-   ``MAX_DEPTH`` deep (deeper data is never written; the stdlib decides);
+   ``MAX_DEPTH`` deep (deeper data is never written; the stdlib decides; and
+   orjson writes fewer levels than it reads, so this comes before 3);
 3. ``orjson.dumps(d, OPT_SORT_KEYS) == D``.
 
 Why that implies ``decode_entry`` accepts: for a value made of dict, list, str,
