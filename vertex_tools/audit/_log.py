@@ -31,8 +31,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import sqlite_utils
-
 from vertex_tools._closing import Closing
 from vertex_tools.audit._backend import RawRow, Scan, chain_rows, now_us, written_records
 from vertex_tools.audit._entry import (
@@ -199,6 +197,8 @@ class AuditLog(Closing):
             )
 
     def _create_schema(self) -> None:
+        import sqlite_utils  # here: only a new file needs it, and it is slow to import
+
         db = sqlite_utils.Database(self._conn, execute_plugins=False, recursive_triggers=False)
         db.table("audit_log").create(
             {"seq": int, "prev_hash": bytes, "hash": bytes, "entry": bytes},

@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from vertex_tools.policy.facts import RequestFacts, Resolved
+from vertex_tools.policy.forms import parse_form
 from vertex_tools.providers.catalog import Operation
 
 __all__ = [
@@ -105,9 +106,7 @@ def media_type(content_type: str) -> str:
 def form_pairs(body: bytes) -> list[tuple[str, str]]:
     """A urlencoded body's pairs in order, read as UTF-8 (what upstreams read)."""
     try:
-        return parse_qsl(
-            body.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict"
-        )
+        return parse_form(body.decode("ascii"), strict=False, errors="strict")
     except (UnicodeDecodeError, ValueError) as exc:
         raise Unreadable("the form body is not ASCII-encoded UTF-8") from exc
 

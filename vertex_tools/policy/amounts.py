@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
+
+from vertex_tools.policy.forms import parse_form
 
 __all__ = ["Amount", "AmountError", "read_amount"]
 
 _DIGITS = re.compile(r"^(0|[1-9][0-9]{0,17})\Z")
+_CURRENCY = re.compile(r"^[A-Za-z]{3}$")
 MAX_JSON_DEPTH = 32
 
 
@@ -84,9 +86,7 @@ def _fields(content_type: str, body: bytes) -> dict[str, object]:
         return data
     if media == "application/x-www-form-urlencoded":
         try:
-            pairs = parse_qsl(
-                body.decode("ascii"), keep_blank_values=True, strict_parsing=bool(body)
-            )
+            pairs = parse_form(body.decode("ascii"), strict=bool(body))
         except (UnicodeDecodeError, ValueError) as exc:
             raise AmountError("form body does not parse") from exc
         fields: dict[str, object] = {}
@@ -115,6 +115,6 @@ def read_amount(
     if not _DIGITS.match(text):
         raise AmountError(f"{amount_field!r} must be a non-negative whole number of minor units")
     currency = fields.get(currency_field, default_currency)
-    if not isinstance(currency, str) or not re.match(r"^[A-Za-z]{3}$", currency):
+    if not isinstance(currency, str) or not _CURRENCY.match(currency):
         raise AmountError(f"{currency_field!r} must be a three-letter currency code")
     return Amount(int(text), currency.lower())

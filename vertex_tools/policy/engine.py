@@ -24,17 +24,19 @@ a listed operation.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
-from dataclasses import replace
-from urllib.parse import parse_qsl
 
 from vertex_tools.decision import Decision, Reason
 from vertex_tools.errors import ConfigError, RequestRejected
 from vertex_tools.policy.amounts import Amount, AmountError, read_amount
 from vertex_tools.policy.facts import AmountLookup, RequestFacts, Resolved, RiskClass, Verdict
+from vertex_tools.policy.forms import parse_form
 from vertex_tools.policy.models import Grant, Policy, Spend
 from vertex_tools.policy.paths import check_path
+from vertex_tools.providers import get_catalog
+from vertex_tools.providers.catalog import CheckContext, LookupSpec, Rewrite
 
 __all__ = [
     "Amount",
@@ -133,10 +135,6 @@ def _decide_rules(
 def _decide_catalog(
     grant_name: str, grant: Grant, provider: str, facts: RequestFacts, segments: list[str]
 ) -> Verdict:
-    # Imported here: catalogs import this package's types.
-    from vertex_tools.providers import get_catalog
-    from vertex_tools.providers.catalog import CheckContext, Rewrite
-
     try:
         catalog = get_catalog(provider)
     except ConfigError as exc:
@@ -208,10 +206,10 @@ def _decide_catalog(
                 refused = check_spend(grant_name, grant, Amount(stated, spend.currency))
                 if refused is not None:
                     return Verdict(refused, None)
-            found = _lookup(grant_name, spec, facts, params)
+            found = _lookup(grant_name, spec, facts, params, stated)
             if isinstance(found, Verdict):
                 return found
-            lookup = replace(found, stated=stated)
+            lookup = found
         elif spec is not None and spec.from_path:
             # The object is named in the path (a confirm): its amount is always looked up,
             # never read from the body.
@@ -271,22 +269,23 @@ def _read(
 
 
 def _lookup(
-    grant_name: str, spec: object, facts: RequestFacts, params: Mapping[str, str]
+    grant_name: str,
+    spec: LookupSpec,
+    facts: RequestFacts,
+    params: Mapping[str, str],
+    stated: int | None = None,
 ) -> AmountLookup | Verdict:
-    from vertex_tools.providers.catalog import LookupSpec
-
-    assert isinstance(spec, LookupSpec)
-    fields = dict(parse_qsl(facts.body.decode("latin-1"), keep_blank_values=True))
+    fields: dict[str, str]
     if spec.from_path:
         fields = dict(params)
     elif "json" in facts.content_type:
-        import json
-
         try:
             data = json.loads(facts.body or b"{}")
             fields = {k: v for k, v in data.items() if isinstance(v, str)}
         except (ValueError, AttributeError, RecursionError):
             fields = {}
+    else:
+        fields = dict(parse_form(facts.body.decode("latin-1"), strict=False))
     for field_name, template in spec.sources:
         object_id = fields.get(field_name)
         if object_id is None:
@@ -298,6 +297,7 @@ def _lookup(
             amount_field=spec.amount_field,
             minus_field=spec.minus_field,
             currency_field=spec.currency_field,
+            stated=stated,
         )
     names = " or ".join(f for f, _ in spec.sources)
     return _deny(

@@ -53,6 +53,28 @@ class PathTemplate:
 
     text: str
     segments: tuple[str, ...]
+    # Worked out once from ``segments``: matching runs for every request.
+    rest: str | None = field(init=False, repr=False, compare=False)
+    """The name of a final ``{name+}``, else None."""
+    fixed: tuple[tuple[str, bool], ...] = field(init=False, repr=False, compare=False)
+    """The other segments: (parameter name, True) or (literal text, False)."""
+    literal_count: int = field(init=False, repr=False, compare=False)
+    """How many segments are literal (more literal = more specific)."""
+
+    def __post_init__(self) -> None:
+        rest = _REST.match(self.segments[-1]) if self.segments else None
+        fixed = self.segments[:-1] if rest else self.segments
+        parts: list[tuple[str, bool]] = []
+        for pattern in fixed:
+            param = _PARAM.match(pattern)
+            parts.append((param.group(1), True) if param else (pattern, False))
+        object.__setattr__(self, "rest", rest.group(1) if rest else None)
+        object.__setattr__(self, "fixed", tuple(parts))
+        object.__setattr__(
+            self,
+            "literal_count",
+            sum(1 for s in self.segments if not (_PARAM.match(s) or _REST.match(s))),
+        )
 
     @classmethod
     def parse(cls, text: str) -> PathTemplate:
@@ -64,27 +86,20 @@ class PathTemplate:
             raise ValueError(f"bad path template {text!r}: only the last segment may be {{name+}}")
         return cls(text, segments)
 
-    @property
-    def literal_count(self) -> int:
-        """How many segments are literal (more literal = more specific)."""
-        return sum(1 for s in self.segments if not (_PARAM.match(s) or _REST.match(s)))
-
     def match(self, segments: list[str]) -> dict[str, str] | None:
         """Path parameters when ``segments`` match, else None."""
-        rest = _REST.match(self.segments[-1]) if self.segments else None
-        fixed = self.segments[:-1] if rest else self.segments
+        fixed, rest = self.fixed, self.rest
         if rest is None and len(segments) != len(fixed):
             return None
         if rest is not None and len(segments) <= len(fixed):
             return None
         params: dict[str, str] = {}
         if rest is not None:
-            params[rest.group(1)] = "/".join(segments[len(fixed) :])
-        for pattern, segment in zip(fixed, segments[: len(fixed)], strict=True):
-            param = _PARAM.match(pattern)
-            if param is not None:
-                params[param.group(1)] = segment
-            elif pattern != segment:
+            params[rest] = "/".join(segments[len(fixed) :])
+        for (text, is_param), segment in zip(fixed, segments, strict=False):
+            if is_param:
+                params[text] = segment
+            elif text != segment:
                 return None
         return params
 
@@ -196,12 +211,22 @@ class Catalog:
     and ``Link`` headers): rewritten to the broker's ``/proxy/<upstream>`` for official
     SDKs, which follow those URLs."""
     _by_name: dict[str, Operation] = field(init=False, repr=False)
+    _candidates: dict[tuple[str, int], tuple[Operation, ...]] = field(init=False, repr=False)
+    """(method, segment count) -> the operations that can match it, in catalog order."""
+    _literal: dict[tuple[str, tuple[str, ...]], Operation] = field(init=False, repr=False)
+    """(method, segments) -> the first operation whose template has no parameter."""
 
     def __post_init__(self) -> None:
         names = [op.name for op in self.operations]
         if len(names) != len(set(names)):
             raise ValueError(f"{self.provider}: duplicate operation names")
         object.__setattr__(self, "_by_name", {op.name: op for op in self.operations})
+        object.__setattr__(self, "_candidates", {})
+        literal: dict[tuple[str, tuple[str, ...]], Operation] = {}
+        for op in self.operations:
+            if op.template.literal_count == len(op.template.segments):
+                literal.setdefault((op.method, op.template.segments), op)
+        object.__setattr__(self, "_literal", literal)
 
     def get(self, name: str) -> Operation | None:
         """The operation called ``name``, or None."""
@@ -214,16 +239,42 @@ class Catalog:
 
     def match(self, method: str, segments: list[str]) -> tuple[Operation, dict[str, str]] | None:
         """The most specific operation for a method and validated path segments."""
+        # A template without parameters that matches has the most literal segments any
+        # matching template can have (a longer fixed part cannot match, a {name+} one
+        # has fewer literals): it is the answer, as the first of equals.
+        exact = self._literal.get((method, tuple(segments)))
+        if exact is not None:
+            return exact, {}
         best: tuple[Operation, dict[str, str]] | None = None
-        for op in self.operations:
-            if op.method != method:
-                continue
+        for op in self._candidates_for(method, len(segments)):
             params = op.template.match(segments)
             if params is None:
                 continue
             if best is None or op.template.literal_count > best[0].template.literal_count:
                 best = (op, params)
         return best
+
+    def _candidates_for(self, method: str, count: int) -> tuple[Operation, ...]:
+        # Filled on first use, for the catalog's own methods only (a request's method is
+        # the client's choice) and a path has at most MAX_PATH / 2 segments: bounded.
+        # A race only computes the same tuple twice.
+        key = (method, count)
+        found = self._candidates.get(key)
+        if found is None:
+            if not any(op.method == method for op in self.operations):
+                return ()
+            found = tuple(
+                op
+                for op in self.operations
+                if op.method == method
+                and (
+                    len(op.template.fixed) == count
+                    if op.template.rest is None
+                    else count > len(op.template.fixed)
+                )
+            )
+            self._candidates[key] = found
+        return found
 
     def resource_allowed(self, resource: str, allowed: tuple[str, ...]) -> bool:
         """Exact match, or ``owner/*`` for every repository of an owner."""

@@ -18,8 +18,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import sqlite_utils
-
 from vertex_tools._closing import Closing
 from vertex_tools.decision import Reason
 from vertex_tools.errors import ApprovalError, StoreError
@@ -90,12 +88,11 @@ class SqliteStore(Closing):
             self._conn = sqlite3.connect(
                 str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
             )
-            db = sqlite_utils.Database(self._conn)
-            db.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a spend reservation or a used nonce lost in a power cut would
             # reopen a ceiling or a replay window. Only rate-only admissions
             # commit with NORMAL (admit_many says why that is safe).
-            db.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA synchronous=FULL")
             self._durable = True
             self._conn.executescript(_SCHEMA)
         except sqlite3.Error as exc:

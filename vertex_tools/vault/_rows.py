@@ -19,8 +19,6 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlite_utils import Database
-
 from vertex_tools.errors import StoreError
 
 __all__ = ["SqliteVaultRows", "VaultRows"]
@@ -34,6 +32,17 @@ _UPSERT = (
     "ciphertext = excluded.ciphertext, updated = excluded.updated"
 )
 _RESEAL = "UPDATE vault_entries SET key_id = {p}, nonce = {p}, ciphertext = {p} WHERE name = {p}"
+# The table as sqlite-utils created it (``table().create(..., pk="name")``); written out
+# so the broker, which opens the vault at start-up, need not import sqlite-utils.
+_CREATE = """CREATE TABLE IF NOT EXISTS "vault_entries" (
+   "name" TEXT PRIMARY KEY NOT NULL,
+   "provider" TEXT NOT NULL,
+   "key_id" TEXT NOT NULL,
+   "nonce" BLOB NOT NULL,
+   "ciphertext" BLOB NOT NULL,
+   "created" INTEGER NOT NULL,
+   "updated" INTEGER NOT NULL
+)"""
 
 
 def upsert_sql(placeholder: str) -> str:
@@ -84,31 +93,25 @@ class SqliteVaultRows:
         """Open (creating if needed) the database and the table."""
         self._path = db_path
         try:
+            # isolation_level=None: no implicit BEGIN; transaction() begins explicitly.
             conn = sqlite3.connect(
-                str(db_path), timeout=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+                str(db_path),
+                timeout=_BUSY_TIMEOUT_MS / 1000,
+                check_same_thread=False,
+                isolation_level=None,
             )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open vault database {db_path}: {exc}") from exc
+        self._conn = conn
         try:
-            self._db = Database(conn, execute_plugins=False)
-            self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             # FULL: a rotation commit must be on disk before the key file is replaced.
-            self._db.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA synchronous = FULL")
             # Overwrite freed pages, so ciphertexts under a retired key do not linger.
-            self._db.execute("PRAGMA secure_delete = ON")
-            self._db.enable_wal()
-            columns = {
-                "name": str,
-                "provider": str,
-                "key_id": str,
-                "nonce": bytes,
-                "ciphertext": bytes,
-                "created": int,
-                "updated": int,
-            }
-            self._db.table("vault_entries").create(
-                columns, pk="name", not_null=set(columns), if_not_exists=True
-            )
+            conn.execute("PRAGMA secure_delete = ON")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = wal")
+            conn.execute(_CREATE)
         except sqlite3.Error as exc:
             conn.close()
             raise StoreError(f"cannot open vault database {db_path}: {exc}") from exc
@@ -122,42 +125,51 @@ class SqliteVaultRows:
     def transaction(self, *, write: bool) -> Iterator[None]:
         """``BEGIN IMMEDIATE`` for writers (no lock upgrade can fail half-way), else
         a plain ``BEGIN`` (one snapshot); sqlite3 errors become StoreError."""
+        conn = self._conn
         try:
-            self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield
             except BaseException:
-                self._db.rollback()
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            self._db.commit()
+            if conn.in_transaction:
+                conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            self._db.rollback()
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise StoreError(f"vault database {self._path}: {exc}") from exc
 
     def row(self, name: str) -> dict[str, Any] | None:
         """The entry ``name``, or None."""
-        found = list(self._db.query("SELECT * FROM vault_entries WHERE name = ?", (name,)))
+        found = self._query("SELECT * FROM vault_entries WHERE name = ?", (name,))
         return found[0] if found else None
 
     def rows(self) -> list[dict[str, Any]]:
         """Every entry, sorted by name."""
-        return list(self._db.query("SELECT * FROM vault_entries ORDER BY name"))
+        return self._query("SELECT * FROM vault_entries ORDER BY name", ())
+
+    def _query(self, sql: str, params: tuple[str, ...]) -> list[dict[str, Any]]:
+        cursor = self._conn.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
 
     def upsert(
         self, name: str, provider: str, key_id: str, nonce: bytes, ciphertext: bytes, now: int
     ) -> None:
         """Insert, or replace all but ``created`` of an existing entry."""
-        self._db.execute(upsert_sql("?"), (name, provider, key_id, nonce, ciphertext, now, now))
+        self._conn.execute(upsert_sql("?"), (name, provider, key_id, nonce, ciphertext, now, now))
 
     def reseal(self, name: str, key_id: str, nonce: bytes, ciphertext: bytes) -> None:
         """Replace the sealed value of ``name``."""
-        self._db.execute(reseal_sql("?"), (key_id, nonce, ciphertext, name))
+        self._conn.execute(reseal_sql("?"), (key_id, nonce, ciphertext, name))
 
     def delete(self, name: str) -> int:
         """Delete ``name``; return how many rows went."""
-        cursor = self._db.execute("DELETE FROM vault_entries WHERE name = ?", (name,))
+        cursor = self._conn.execute("DELETE FROM vault_entries WHERE name = ?", (name,))
         return int(cursor.rowcount)
 
     def close(self) -> None:
         """Close the connection."""
-        self._db.close()
+        self._conn.close()

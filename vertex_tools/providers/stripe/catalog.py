@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import parse_qsl, urlencode
 
 from vertex_tools.decision import Decision, Reason
 from vertex_tools.policy.facts import RiskClass
+from vertex_tools.policy.forms import encode_form, parse_form
 from vertex_tools.providers.catalog import (
     AmountSpec,
     Catalog,
@@ -271,6 +271,8 @@ def _deny(reason: Reason, ctx: CheckContext, message: str) -> Decision:
 
 
 _FORM = "application/x-www-form-urlencoded"
+# What a JSON value can start with, as json.loads reads it (NaN, Infinity included).
+_JSON_STARTS = frozenset('{["-0123456789tfnNI')
 
 
 def _form_pairs(ctx: CheckContext) -> list[tuple[str, str]] | str:
@@ -291,14 +293,17 @@ def _form_pairs(ctx: CheckContext) -> list[tuple[str, str]] | str:
         text = body.decode("ascii")
     except UnicodeDecodeError:
         return "a Stripe form body must be ASCII (percent-encode the rest)"
+    # json.loads refuses any text whose first character after JSON whitespace
+    # cannot start a value: no need to watch it fail (a form starts with a name).
+    if text.lstrip(" \t\n\r")[:1] in _JSON_STARTS:
+        try:
+            json.loads(text)
+        except (ValueError, RecursionError):
+            pass
+        else:
+            return "the form body is also valid JSON, which other parsers would read differently"
     try:
-        json.loads(text)
-    except (ValueError, RecursionError):
-        pass
-    else:
-        return "the form body is also valid JSON, which other parsers would read differently"
-    try:
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True)
+        pairs = parse_form(text, strict=True)
     except ValueError:
         return "the form body does not parse"
     seen: set[str] = set()
@@ -343,7 +348,7 @@ def check(ctx: CheckContext) -> Decision | Rewrite | None:
             return _deny(Reason.BAD_REQUEST, ctx, pairs)
         keys = {key.split("[", 1)[0] for key, _ in pairs}
         # Forward exactly the fields read here, re-encoded by the broker.
-        rewrite = Rewrite(body=urlencode(pairs).encode("ascii")) if pairs else None
+        rewrite = Rewrite(body=encode_form(pairs).encode("ascii")) if pairs else None
     # 3: the look-up reads one of them; Stripe must not be left to pick the other.
     if op == "refunds.create" and {"charge", "payment_intent"} <= keys:
         return _deny(
