@@ -11,13 +11,14 @@ PNG in ``tests/console/screenshots/``.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Dialog, Page, expect
 
 from tests.broker.conftest import run
 from tests.conftest import Deployment
-from tests.console.conftest import login_link, screenshot
+from tests.console.conftest import login_link, screenshot, vertex
 from vertex_tools import BrokerRefused
 from vertex_tools.local import LocalBroker
 
@@ -65,6 +66,17 @@ def test_a_blocked_call_appears_without_reloading(
     expect(row.locator(".badge")).to_have_text("deny")
     assert page.evaluate("window.__same_page") is True, "the page was reloaded"
     screenshot(page, "1-audit")
+
+
+def test_a_new_checkpoint_shows_without_reloading(
+    page: Page, deployment: Deployment, tmp_path: Path
+) -> None:
+    page.evaluate("window.__same_page = true")
+    done = vertex(deployment, "audit", "checkpoint", "--out", str(tmp_path / "cp.json"))
+    assert done.returncode == 0, done.stderr
+    expect(page.locator("#chain")).to_contain_text("Last checkpoint: seq", timeout=30_000)
+    expect(page.locator("#chain")).to_contain_text("Chain verified")
+    assert page.evaluate("window.__same_page") is True, "the page was reloaded"
 
 
 def test_approve_a_held_request_and_the_retry_passes(

@@ -39,13 +39,29 @@
     if (key === lastChain) { return; }
     lastChain = key;
     card.className = "card " + (status.ok ? "ok" : "bad");
-    var line = card.querySelector("p");
+    var lines = card.querySelectorAll("p");
+    var line = lines[0];
     if (!line) { return; }
     line.className = status.ok ? "ok" : "bad";
     line.textContent = status.ok
       ? "Chain verified: " + status.entries + " entries, head seq " + status.head_seq + " " +
         status.head_hash.slice(0, 16)
       : "Chain BROKEN: " + status.error;
+    // The second line: the last checkpoint (absent while the first check was running).
+    var cp = lines[1];
+    if (!cp) {
+      cp = document.createElement("p");
+      card.appendChild(cp);
+    }
+    if (status.checkpoint_seq !== null && status.checkpoint_seq !== undefined) {
+      cp.className = "";
+      cp.textContent = "Last checkpoint: seq " + status.checkpoint_seq + ", head " +
+        status.checkpoint_head.slice(0, 16) + ", signed " + status.checkpoint_time +
+        " (" + status.checkpoint_note + ")";
+    } else {
+      cp.className = "hint";
+      cp.textContent = status.checkpoint_note || "";
+    }
   }
 
   function poll() {
