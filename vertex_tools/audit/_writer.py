@@ -270,24 +270,38 @@ class AsyncAuditWriter:
         else:
             self._committed_batches += 1
             self._committed_entries += len(records)
-            for item, record in zip(batch, records, strict=True):
-                self._deliver(item, _set_result, record)
+            self._deliver(
+                [(item, _set_result, record) for item, record in zip(batch, records, strict=True)]
+            )
             return
+        results: list[_Result] = []
         for item in batch:
             # A fresh exception per caller: one instance raised in many tasks
             # would collect all of their tracebacks.
             error = AuditUnavailable(str(failure))
             error.__cause__ = failure.__cause__ or failure
-            self._deliver(item, _set_exception, error)
+            results.append((item, _set_exception, error))
+        self._deliver(results)
 
-    def _deliver(
-        self,
-        item: _Pending,
-        setter: Callable[[asyncio.Future[AuditRecord], Any], None],
-        value: AuditRecord | BaseException,
-    ) -> None:
-        try:
-            item.loop.call_soon_threadsafe(setter, item.future, value)
-        except RuntimeError:
-            # The caller's loop is closed: nobody is waiting for this result.
-            _logger.warning("audit result for %s not delivered: event loop closed", self._label)
+    def _deliver(self, results: list[_Result]) -> None:
+        """Hand a batch's results to their loops: one wake-up per loop, not per entry
+        (each ``call_soon_threadsafe`` writes to the loop's self-pipe)."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Result]] = {}
+        for result in results:
+            by_loop.setdefault(result[0].loop, []).append(result)
+        for loop, some in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle_all, some)
+            except RuntimeError:
+                # The caller's loop is closed: nobody is waiting for these results.
+                _logger.warning(
+                    "audit results for %s not delivered: event loop closed", self._label
+                )
+
+
+_Result = tuple[_Pending, Callable[[asyncio.Future[AuditRecord], Any], None], Any]
+
+
+def _settle_all(results: list[_Result]) -> None:
+    for item, setter, value in results:
+        setter(item.future, value)

@@ -127,9 +127,14 @@ class BrokerApp:
         limit = settings.max_request_bytes
         too_large = timed_out = False
         try:
-            # A body that stops arriving must not hold the request open forever.
-            async with asyncio.timeout(float(parse_duration(settings.read_timeout))):
+            if not any(name in _BODY_HEADERS for name, _ in scope["headers"]):
+                # No body can follow (RFC 9112, 6.3): the server already has the whole
+                # request, so there is nothing to wait for and no timer to set.
                 body = await _read_body(scope, receive, limit)
+            else:
+                # A body that stops arriving must not hold the request open forever.
+                async with asyncio.timeout(float(parse_duration(settings.read_timeout))):
+                    body = await _read_body(scope, receive, limit)
         except BodyTooLarge:
             body, too_large = b"", True  # refused, and audited, by the pipeline
         except TimeoutError:
@@ -151,6 +156,10 @@ class BrokerApp:
             headers=incoming.headers,
             scheme=str(scope.get("scheme", "http")),
         )
+
+
+_BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
+"""Request headers (the server lower-cases names) that announce a body."""
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:

@@ -51,6 +51,7 @@ from vertex_tools.broker.headers import (
 from vertex_tools.broker.hold import hold_step, remember_sent, remember_served, serves_untrusted
 from vertex_tools.broker.idempotency import idempotency_for
 from vertex_tools.broker.lookup import resolve_lookup
+from vertex_tools.broker.loopread import Fallback
 from vertex_tools.broker.runtime import Runtime
 from vertex_tools.broker.scrub import Scrubber
 from vertex_tools.broker.taint_gate import read_report, run_key
@@ -246,11 +247,15 @@ class Pipeline:
             except (VaultError, StoreError) as exc:
                 return found, exc
 
-        try:
-            auth, call.secret = await rt.db(authenticate_and_read)
-        except StoreError as exc:
-            log.error("state database failed: %s", exc)
-            return await self._refuse(call, _store_down())
+        found = self._authenticate_on_loop(call, target, headers, all_headers, now)
+        if found is not None:
+            auth = found
+        else:
+            try:
+                auth, call.secret = await rt.db(authenticate_and_read)
+            except StoreError as exc:
+                log.error("state database failed: %s", exc)
+                return await self._refuse(call, _store_down())
         call.entry.update(token_id=auth.claimed_id, auth=auth.mode)
         if auth.record is None:
             return await self._refuse(call, auth.decision)
@@ -385,6 +390,40 @@ class Pipeline:
                 return await self._refuse(call, held.decision)
         remember_sent(rt, policy=policy, facts=facts, key=call.run)
         return await self._forward(call, verdict.decision)
+
+    def _authenticate_on_loop(
+        self,
+        call: _Call,
+        target: str,
+        headers: dict[str, str],
+        all_headers: list[tuple[str, str]],
+        now: float,
+    ) -> AuthResult | None:
+        """Step 1 with the loop's own reads (loopread.py), and the vault entry if it is
+        remembered for the row stored now; None: do it on the database thread."""
+        reader = self.rt.reader
+        if reader is None:
+            return None
+        policy = call.loaded.policy
+        incoming = call.incoming
+        try:
+            found = authenticate(
+                policy=policy,
+                lookup=reader.token,
+                method=incoming.method,
+                target=target,
+                headers=headers,
+                all_headers=all_headers,
+                body=incoming.body,
+                now=now,
+            )
+            named = policy.upstreams.get(call.upstream)
+            if found.record is not None and named is not None:
+                # None when not remembered: step 5 opens it on the database thread.
+                call.secret = reader.secret(named.secret)
+        except Fallback:
+            return None
+        return found
 
     async def _refuse_admitted(
         self, call: _Call, auth: AuthResult, now: float, decision: Decision

@@ -19,14 +19,15 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from vertex_tools.audit import AsyncAuditWriter, EntryKind
 from vertex_tools.broker.admitter import Admitter
+from vertex_tools.broker.dbthread import DbThread
 from vertex_tools.broker.forward import Forwarder
+from vertex_tools.broker.loopread import Fallback, LoopReader
 from vertex_tools.broker.netguard import AddressPolicy
 from vertex_tools.broker.policy_source import (
     DatabasePolicySource,
@@ -94,7 +95,7 @@ class Runtime:
         except BaseException:
             self._policy.close()
             raise
-        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vertex-db")
+        self._db = DbThread("vertex-db")
         self.admitter = Admitter(self.db, self._admit_many)
         """Step 3 for every request: admissions group-committed on the database thread."""
         self.store: StateStore | None = None
@@ -125,6 +126,8 @@ class Runtime:
 
         self.sent_values = SentValues()
         """What each run sent before an upstream echoed it back (not third-party)."""
+        self.reader: LoopReader | None = None
+        """With SQLite: token rows and vault entries read on the loop (loopread.py)."""
         self._reload_task: asyncio.Task[None] | None = None
         self._reconcile_task: asyncio.Task[None] | None = None
 
@@ -140,7 +143,7 @@ class Runtime:
 
     def db(self, fn: Callable[[], T]) -> asyncio.Future[T]:
         """Run blocking database work on the database thread (await the result)."""
-        return asyncio.get_running_loop().run_in_executor(self._db, fn)
+        return self._db.submit(fn)
 
     def _admit_many(self, admissions: Sequence[Admission]) -> list[AdmissionResult]:
         if self.store is None:
@@ -148,8 +151,22 @@ class Runtime:
         return self.store.admit_many(admissions)
 
     def secret(self, name: str) -> asyncio.Future[SecretValue]:
-        """Open a vault entry on the database thread (``read_secret``); await the result."""
-        return self.db(lambda: self.read_secret(name))
+        """Open a vault entry on the database thread (``read_secret``); await the result.
+        With a loop reader, the value is then remembered for the row it came from."""
+        reader = self.reader
+        before = None
+        if reader is not None:
+            with contextlib.suppress(Fallback):
+                before = reader.stamp(name)
+        done = self.db(lambda: self.read_secret(name))
+        if reader is not None and before is not None:
+
+            def keep(opened: asyncio.Future[SecretValue]) -> None:
+                if not opened.cancelled() and opened.exception() is None:
+                    reader.keep(name, before, opened.result())
+
+            done.add_done_callback(keep)
+        return done
 
     def read_secret(self, name: str) -> SecretValue:
         """Open a vault entry; call on the database thread only. If it fails to open,
@@ -178,6 +195,8 @@ class Runtime:
             self.vault = self.location.open_vault(keyring)
 
         await self.db(open_db)
+        if isinstance(self.location, SqliteLocation):
+            self.reader = LoopReader(self.location.home.state_db)
         self.audit.start()
         await self.forwarder.start()
         await self.audit.append(
@@ -261,7 +280,10 @@ class Runtime:
             self._policy.close()
 
         await self.db(close_db)
-        self._db.shutdown(wait=True)
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
+        self._db.shutdown()
 
     async def _watch_policy(self) -> None:
         ticks = 0

@@ -1,0 +1,122 @@
+"""Step 1's reads on the event loop, for a SQLite state database (``vertex.db``).
+
+Authenticating a call reads one token row, and forwarding it needs the
+upstream's vault entry. Sending both reads to the database thread cost a trip
+there and back per call (a queue, a thread switch and a wake-up of the loop),
+more than the reads themselves: a primary-key look-up in a small file the OS
+has cached. So with SQLite the loop reads them itself, through its own
+connection that only reads:
+
+* WAL mode: a reader never waits for a writer, and each statement is its own
+  read transaction (autocommit, every result read to the end), so it sees
+  every commit made before it started, a revocation included;
+* ``timeout=0``: when SQLite would wait for a lock (a WAL recovery, a
+  database not in WAL mode), the read fails at once instead, and the caller
+  does the whole step on the database thread as before (``Fallback``); the
+  loop never sleeps on a busy database;
+* ``PRAGMA query_only``: this connection can never write.
+
+The vault entry is not decrypted on the loop: each opened entry is kept in
+memory with the stored row it came from (key id, nonce, ciphertext), and is
+used again only while the row is byte for byte the same. A changed row (a
+``vault put``, a re-encryption under a new master key), a missing one, or
+one never opened goes to the database thread, which opens it with the vault
+(and reloads the keyring if the master key changed). A value is kept only if
+the row read on the loop before and after that trip is the same, so no value
+is ever paired with a row it did not come from. The broker holds these
+values in memory anyway (to inject them, and to scrub them from answers).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from vertex_tools.errors import StoreError
+from vertex_tools.store.rows import token_from_row
+from vertex_tools.tokens import TokenRecord
+from vertex_tools.vault import SecretValue
+
+__all__ = ["Fallback", "LoopReader"]
+
+_ROW_BY_ID = (
+    "SELECT token_id, grant_name, public_key, verifier, created, expires, revoked, last_used "
+    "FROM tokens WHERE token_id = ?"
+)
+_VAULT_ROW = "SELECT key_id, nonce, ciphertext FROM vault_entries WHERE name = ?"
+_MAX_SECRETS = 256
+
+RowStamp = tuple[object, ...]
+
+
+class Fallback(Exception):
+    """The read could not be done at once: do it on the database thread."""
+
+
+class LoopReader:
+    """Token rows and vault-row stamps read on the loop; opened vault entries remembered."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            conn = sqlite3.connect(
+                str(path), timeout=0, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"state database {path}: {exc}") from exc
+        try:
+            conn.execute("PRAGMA query_only = ON")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"state database {path}: {exc}") from exc
+        self._conn = conn
+        self._secrets: dict[str, tuple[RowStamp, SecretValue]] = {}
+
+    def token(self, token_id: str) -> TokenRecord | None:
+        """The token's record, or None; ``Fallback`` if SQLite would have to wait."""
+        rows = self._read(_ROW_BY_ID, token_id)
+        return token_from_row(rows[0]) if rows else None
+
+    def stamp(self, name: str) -> RowStamp | None:
+        """What the vault entry ``name`` is stored as now (None: no such entry)."""
+        rows = self._read(_VAULT_ROW, name)
+        return rows[0] if rows else None
+
+    def secret(self, name: str) -> SecretValue | None:
+        """The entry's value if it was opened from the row stored now; else None."""
+        kept = self._secrets.get(name)
+        if kept is None:
+            return None
+        if self.stamp(name) != kept[0]:
+            del self._secrets[name]
+            return None
+        return kept[1]
+
+    def keep(self, name: str, before: RowStamp | None, value: SecretValue) -> None:
+        """Remember ``value``, opened on the database thread, if the row read before that
+        (``before``) is still the row stored now."""
+        if before is None:
+            return
+        try:
+            after = self.stamp(name)
+        except Fallback:
+            return
+        if after != before:
+            return
+        if len(self._secrets) >= _MAX_SECRETS:
+            self._secrets.clear()
+        self._secrets[name] = (before, value)
+
+    def forget(self) -> None:
+        """Drop every remembered value."""
+        self._secrets.clear()
+
+    def close(self) -> None:
+        self._secrets.clear()
+        self._conn.close()
+
+    def _read(self, sql: str, key: str) -> list[tuple[object, ...]]:
+        try:
+            # fetchall: the statement is finished, so no read transaction stays open.
+            return list(self._conn.execute(sql, (key,)).fetchall())
+        except sqlite3.Error as exc:
+            raise Fallback(str(exc)) from exc
