@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Callable
 
+from vertex_tools.broker.asgi import BodyTooLarge, Receive, Scope, Send, read_body
 from vertex_tools.broker.pipeline import Incoming, Outgoing, Pipeline
 from vertex_tools.broker.runtime import Runtime
 from vertex_tools.broker.sdk_answers import for_sdk
@@ -29,15 +29,6 @@ from vertex_tools.policy.durations import parse_duration
 __all__ = ["BrokerApp"]
 
 log = logging.getLogger("vertex_tools.broker")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-
-class BodyTooLarge(Exception):
-    """The request body passed ``settings.max_request_bytes``."""
 
 
 class BrokerApp:
@@ -103,7 +94,7 @@ class BrokerApp:
                 async with asyncio.timeout(
                     float(parse_duration(self.runtime.loaded.policy.settings.read_timeout))
                 ):
-                    held_body = await _read_body(scope, receive, limit)
+                    held_body = await read_body(scope, receive, limit)
             except (BodyTooLarge, TimeoutError):
                 return Outgoing(
                     413,
@@ -130,11 +121,11 @@ class BrokerApp:
             if not any(name in _BODY_HEADERS for name, _ in scope["headers"]):
                 # No body can follow (RFC 9112, 6.3): the server already has the whole
                 # request, so there is nothing to wait for and no timer to set.
-                body = await _read_body(scope, receive, limit)
+                body = await read_body(scope, receive, limit)
             else:
                 # A body that stops arriving must not hold the request open forever.
                 async with asyncio.timeout(float(parse_duration(settings.read_timeout))):
-                    body = await _read_body(scope, receive, limit)
+                    body = await read_body(scope, receive, limit)
         except BodyTooLarge:
             body, too_large = b"", True  # refused, and audited, by the pipeline
         except TimeoutError:
@@ -160,27 +151,3 @@ class BrokerApp:
 
 _BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 """Request headers (the server lower-cases names) that announce a body."""
-
-
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                if int(value) > limit:
-                    raise BodyTooLarge
-            except ValueError as exc:
-                raise BodyTooLarge from exc
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)

@@ -12,7 +12,7 @@ import asyncio
 import json
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 
 from vertex_tools.admin import Admin
 from vertex_tools.broker.answers import Outgoing
+from vertex_tools.broker.asgi import BodyTooLarge, Receive, read_body
 from vertex_tools.console import approval_pages, guard, pages
 from vertex_tools.console.chart import SpendBar
 from vertex_tools.console.credentials import (
@@ -53,7 +54,6 @@ _STATIC = {
 }
 _WINDOW = 86400.0
 
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 T = TypeVar("T")
 
 
@@ -143,12 +143,12 @@ class ConsoleApp:
                 return _refused(415, "Not a form", f"The console takes only {_FORM_TYPE} bodies.")
             try:
                 async with asyncio.timeout(10):
-                    body = await _read_form(receive)
+                    raw = await read_body(scope, receive, MAX_FORM_BYTES)
             except TimeoutError:
                 return _refused(408, "Too slow", "The form did not arrive in time.")
-            if body is None:
+            except BodyTooLarge:
                 return _refused(413, "Too large", "The form is larger than the console accepts.")
-            fields = parse_qsl(body, keep_blank_values=True)
+            fields = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
             form = dict(fields)
             if len(form) != len(fields):
                 # Which of two csrf, grant or decision values counts is a guess the
@@ -427,21 +427,3 @@ class ConsoleApp:
         return _answer(
             200, pages.spend_page(bars, csrf=session.csrf, operator=session.info.operator)
         )
-
-
-async def _read_form(receive: Receive) -> str | None:
-    """The url-encoded form body, or None when it passes ``MAX_FORM_BYTES``."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_FORM_BYTES:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks).decode("utf-8", "replace")
