@@ -207,7 +207,9 @@ def encode_data(data: Mapping[str, Any]) -> str:
     plain = dict(data)
     _check_value(plain, "data", 0)
     try:
-        text = canonical_json(plain)
+        # The encoder built once (same output, checked on a probe at import); the
+        # check above already refused cycles, by depth.
+        text = _fast_canonical(plain)
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ValueError(f"audit data holds text that is not valid Unicode: {exc}") from exc

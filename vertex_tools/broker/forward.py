@@ -100,6 +100,7 @@ class Forwarder:
         )
         self._max_response = max_response_bytes
         self._session: aiohttp.ClientSession | None = None
+        self._hosts_passed: set[str] = set()
 
     async def start(self) -> None:
         """Open the session; call from the running event loop."""
@@ -124,11 +125,20 @@ class Forwarder:
 
     def check_literal_host(self, upstream: UpstreamURL) -> None:
         """Check an upstream whose host is an IP literal (aiohttp never resolves those)."""
-        try:
-            ipaddress.ip_address(upstream.host)
-        except ValueError:
+        host = upstream.host
+        if host in self._hosts_passed:
             return
-        self._addresses.check(upstream.host)
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            self._addresses.check(host)
+        # The address policy is fixed for this forwarder's life (a policy change makes a
+        # new one), so a host that passed passes again; one that failed is checked again.
+        if len(self._hosts_passed) >= 256:
+            self._hosts_passed.clear()
+        self._hosts_passed.add(host)
 
     async def forward(
         self,
@@ -157,15 +167,21 @@ class Forwarder:
                 allow_redirects=False,
             ) as response:
                 chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.content.iter_chunked(65536):
-                    size += len(chunk)
-                    if size > self._max_response:
-                        raise UpstreamError(
-                            f"the upstream response is larger than max_response_bytes "
-                            f"({self._max_response}); it was withheld"
-                        )
-                    chunks.append(chunk)
+                length = response.content_length
+                if length is not None and length <= min(self._max_response, 65536):
+                    # Small, and its length is announced: one read, no chunk loop.
+                    # aiohttp stops at content-length, so it cannot read more.
+                    chunks.append(await response.read())
+                else:
+                    size = 0
+                    async for chunk in response.content.iter_chunked(65536):
+                        size += len(chunk)
+                        if size > self._max_response:
+                            raise UpstreamError(
+                                f"the upstream response is larger than max_response_bytes "
+                                f"({self._max_response}); it was withheld"
+                            )
+                        chunks.append(chunk)
                 status = response.status
                 raw_headers = [(k, v) for k, v in response.headers.items()]
                 encodings = response.headers.getall("Content-Encoding", [])
