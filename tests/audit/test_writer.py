@@ -186,3 +186,56 @@ def test_a_deferred_entry_shares_the_next_commit_or_is_written_alone(log_path: P
 def test_invalid_defer() -> None:
     with pytest.raises(ValueError, match="defer_s"):
         AsyncAuditWriter(Path("unused.db"), defer_s=-1)
+
+
+def test_a_deferred_entry_outlives_a_failed_batch_and_is_written_later(log_path: Path) -> None:
+    # An outcome queued just before the log became unavailable: the intent awaited
+    # with it fails (503 for that call), the outcome is kept and written once the
+    # log is back, and the chain stays whole.
+    AuditLog(log_path).close()
+    writer = AsyncAuditWriter(log_path, busy_timeout_s=0.05, defer_s=0.01)
+    holder = sqlite3.connect(log_path, isolation_level=None)
+
+    async def main() -> tuple[AuditRecord, BaseException | AuditRecord]:
+        writer.start()
+        holder.execute("BEGIN EXCLUSIVE")
+        outcome = writer.submit(EntryKind.OUTCOME, {"request_id": "a"}, defer=True)
+        intent = await asyncio.gather(
+            writer.append(EntryKind.INTENT, {"request_id": "b"}), return_exceptions=True
+        )
+        await asyncio.sleep(0.3)  # a few retries against the held lock
+        assert not outcome.done()
+        holder.execute("ROLLBACK")
+        record = await asyncio.wait_for(outcome, 10)
+        await writer.aclose()
+        return record, intent[0]
+
+    record, intent = asyncio.run(main())
+    assert isinstance(intent, AuditUnavailable)
+    assert record.seq == 1 and record.kind is EntryKind.OUTCOME
+    with AuditLog(log_path, read_only=True) as log:
+        assert [dict(r.data) for r in log.records()] == [{"request_id": "a"}]
+        assert verify_log(log).entries == 1
+
+
+def test_a_deferred_entry_the_log_never_takes_fails_at_close(log_path: Path) -> None:
+    AuditLog(log_path).close()
+    writer = AsyncAuditWriter(log_path, busy_timeout_s=0.05)
+    holder = sqlite3.connect(log_path, isolation_level=None)
+
+    async def main() -> asyncio.Future[AuditRecord]:
+        writer.start()
+        holder.execute("BEGIN EXCLUSIVE")
+        outcome = writer.submit(EntryKind.OUTCOME, {"request_id": "a"}, defer=True)
+        await asyncio.sleep(0.2)
+        await writer.aclose()
+        await asyncio.sleep(0.01)  # let the writer's results reach the loop
+        return outcome
+
+    try:
+        outcome = asyncio.run(main())
+    finally:
+        holder.execute("ROLLBACK")
+    assert isinstance(outcome.exception(), AuditUnavailable)
+    with AuditLog(log_path, read_only=True) as log:
+        assert list(log.records()) == []

@@ -252,10 +252,17 @@ def test_the_audit_log_is_one_chain_with_every_request_once(team: Team, tmp_path
     )
     assert against.returncode == 0, against.stderr
 
-    with PostgresAuditLog(PostgresDsn(team.url), read_only=True) as log:
-        records = list(log.records())
-    intents = Counter(r.data.get("request_id") for r in records if r.kind is EntryKind.INTENT)
-    outcomes = Counter(r.data.get("request_id") for r in records if r.kind is EntryKind.OUTCOME)
+    # An outcome is committed just after its answer (docs/durability.md): wait for the
+    # last ones rather than read the log in the moment between.
+    deadline = time.monotonic() + 10
+    while True:
+        with PostgresAuditLog(PostgresDsn(team.url), read_only=True) as log:
+            records = list(log.records())
+        intents = Counter(r.data.get("request_id") for r in records if r.kind is EntryKind.INTENT)
+        outcomes = Counter(r.data.get("request_id") for r in records if r.kind is EntryKind.OUTCOME)
+        if set(intents) == set(outcomes) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert len(team.request_ids) == len(set(team.request_ids)) >= 62  # every call above
     for request_id in team.request_ids:
         assert (intents[request_id], outcomes[request_id]) == (1, 1), request_id

@@ -22,6 +22,11 @@ Guarantees:
 - A deferred entry (``submit(..., defer=True)``, nobody waits for it) may wait
   up to ``defer_s`` for another entry to share its commit; an entry someone
   awaits never waits for company.
+- A deferred entry whose batch fails because the log is unavailable is kept and
+  written with a later batch (retried with backoff, and at ``aclose()``): a
+  database blip just after an answer loses no outcome entry. Only when the log
+  is still unavailable at ``aclose()``, or more than ``_MAX_CARRY`` such entries
+  are waiting, does its future get ``AuditUnavailable`` (and the broker logs it).
 """
 
 from __future__ import annotations
@@ -45,6 +50,12 @@ from vertex_tools.errors import AuditUnavailable
 __all__ = ["AsyncAuditWriter"]
 
 _logger = logging.getLogger(__name__)
+
+_RETRY_FIRST_S = 0.05
+_RETRY_MAX_S = 2.0
+_CLOSE_TRIES = 3
+_MAX_CARRY = 50_000
+"""Deferred entries kept for retry at most; past it the oldest are given up (and said so)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,14 +229,29 @@ class AsyncAuditWriter:
             return
         ready.set()
         try:
+            carry: list[_Pending] = []  # deferred entries whose batch failed
+            delay = _RETRY_FIRST_S
             stopping = False
             while not stopping:
-                first = self._queue.get()
+                if carry:
+                    try:
+                        first = self._queue.get(timeout=delay)
+                    except queue.Empty:
+                        first = _RETRY
+                else:
+                    first = self._queue.get()
                 if first is None:
                     break
-                batch = [first]
+                batch = carry + ([] if first is _RETRY else [first])
                 stopping = self._gather(batch)
-                self._write(log, batch)
+                carry = self._write(log, batch, keep_deferred=True)
+                delay = min(delay * 2, _RETRY_MAX_S) if carry else _RETRY_FIRST_S
+            for attempt in range(_CLOSE_TRIES):
+                if not carry:
+                    break
+                if attempt:
+                    time.sleep(_RETRY_FIRST_S * 2**attempt)
+                carry = self._write(log, carry, keep_deferred=attempt < _CLOSE_TRIES - 1)
         finally:
             log.close()
 
@@ -257,31 +283,53 @@ class AsyncAuditWriter:
             batch.append(item)
         return False
 
-    def _write(self, log: AuditBackend, batch: list[_Pending]) -> None:
+    def _write(
+        self, log: AuditBackend, batch: list[_Pending], *, keep_deferred: bool
+    ) -> list[_Pending]:
+        """Commit ``batch`` and settle its futures. Returns the deferred entries kept
+        for a later try (``keep_deferred``) when the log was unavailable, else []."""
         try:
             records = log._append_encoded([(item.kind, item.data_text) for item in batch])
         except AuditUnavailable as exc:
             failure: AuditUnavailable = exc
+            retry = keep_deferred
         except Exception as exc:  # noqa: BLE001 - delivered to every caller below
             # Anything else is a bug, but the callers are waiting on this batch:
             # they must hear that nothing was recorded, and the thread must live.
+            # Not retried: the same entries would fail the same way.
             failure = AuditUnavailable(f"audit writer for {self._label} failed: {exc!r}")
             failure.__cause__ = exc
+            retry = False
         else:
             self._committed_batches += 1
             self._committed_entries += len(records)
             self._deliver(
                 [(item, _set_result, record) for item, record in zip(batch, records, strict=True)]
             )
-            return
+            return []
+        kept = [item for item in batch if item.deferred] if retry else []
+        if len(kept) > _MAX_CARRY:
+            kept = kept[-_MAX_CARRY:]
+        if kept:
+            _logger.warning(
+                "%s unavailable (%s): %d entries nobody waits for are kept to retry",
+                self._label,
+                failure,
+                len(kept),
+            )
+        keep = {id(item) for item in kept}
         results: list[_Result] = []
         for item in batch:
+            if id(item) in keep:
+                continue
             # A fresh exception per caller: one instance raised in many tasks
             # would collect all of their tracebacks.
             error = AuditUnavailable(str(failure))
             error.__cause__ = failure.__cause__ or failure
             results.append((item, _set_exception, error))
-        self._deliver(results)
+        if results:
+            self._deliver(results)
+        return kept
 
     def _deliver(self, results: list[_Result]) -> None:
         """Hand a batch's results to their loops: one wake-up per loop, not per entry
@@ -300,6 +348,9 @@ class AsyncAuditWriter:
 
 
 _Result = tuple[_Pending, Callable[[asyncio.Future[AuditRecord], Any], None], Any]
+
+_RETRY: Any = object()
+"""What the writer thread takes instead of a queued entry when it is time to retry."""
 
 
 def _settle_all(results: list[_Result]) -> None:
