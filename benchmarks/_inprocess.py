@@ -90,11 +90,11 @@ def group_commit(path: Path, total: int, concurrency: int) -> tuple[float, int]:
 
 
 def audit_rows(quick: bool) -> tuple[list[Row], list[str]]:
-    n = 300 if quick else 2000
+    n, rounds = (300, 3) if quick else (2000, 5)
     raw_rates, log_rates = [], []
-    for _ in range(3):  # interleaved: disk and load drift hit both alike
-        raw_rates.append(raw_sqlite_commits(_tmpdir() / "raw.db", n // 3))
-        log_rates.append(single_appends(_tmpdir() / "audit.db", n // 3))
+    for _ in range(rounds):  # interleaved: disk and load drift hit both alike
+        raw_rates.append(raw_sqlite_commits(_tmpdir() / "raw.db", n // rounds))
+        log_rates.append(single_appends(_tmpdir() / "audit.db", n // rounds))
     raw, log = statistics.median(raw_rates), statistics.median(log_rates)
     total = 3200 if quick else 32000
     group, batches = group_commit(_tmpdir() / "group.db", total, 32)
@@ -117,7 +117,7 @@ def audit_rows(quick: bool) -> tuple[list[Row], list[str]]:
         ),
     ]
     notes = [
-        f"audit single append: {n // 3} rows x 3 rounds each; entries/s raw "
+        f"audit single append: {n // rounds} rows x {rounds} rounds each; entries/s raw "
         f"{', '.join(f'{r:,.0f}' for r in raw_rates)}; log "
         f"{', '.join(f'{r:,.0f}' for r in log_rates)}",
         f"group commit: {total:,} entries from 32 tasks in {batches:,} transactions "
