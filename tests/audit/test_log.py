@@ -16,7 +16,7 @@ import pytest
 from tests.audit.conftest import START_S, FakeClock, attacker, fill
 from vertex_tools.audit import GENESIS_HASH, AuditLog, EntryKind, verify_log
 from vertex_tools.audit._entry import chain_hash
-from vertex_tools.errors import AuditUnavailable
+from vertex_tools.errors import AuditIntegrityError, AuditUnavailable
 
 
 def test_empty_log(log: AuditLog) -> None:
@@ -283,3 +283,27 @@ def test_invalid_arguments(log: AuditLog, log_path: Path) -> None:
         log.tail(-1)
     with pytest.raises(ValueError, match="'bogus' is not a valid EntryKind"):
         log.append("bogus", {})  # type: ignore[arg-type]
+
+
+def test_since_reads_only_the_recent_end_of_the_log(tmp_path: Path) -> None:
+    """``since`` walks back from the end and stops at the first older entry: an entry
+    before that is never read (here one that no longer decodes)."""
+    path = tmp_path / "audit.db"
+    now = 1_800_000_000.0
+    with AuditLog(path, clock=lambda: now - 3600) as old:
+        for i in range(700):
+            old.append(EntryKind.ADMIN, {"i": i})
+    with AuditLog(path, clock=lambda: now) as log:
+        for i in range(5):
+            log.append(EntryKind.INTENT, {"i": i})
+    raw = sqlite3.connect(path)
+    raw.execute("DROP TRIGGER audit_log_no_update")
+    raw.execute("UPDATE audit_log SET entry = 'not json' WHERE seq = 1")
+    raw.commit()
+    raw.close()
+    with AuditLog(path, clock=lambda: now, read_only=True) as log:
+        recent = log.since(int((now - 60) * 1_000_000), page=2)
+        assert [r.data["i"] for r in recent] == [0, 1, 2, 3, 4]
+        assert [r.seq for r in recent] == [701, 702, 703, 704, 705]
+        with pytest.raises(AuditIntegrityError):
+            log.since(int((now - 7200) * 1_000_000))  # reaches the broken first entry

@@ -1,5 +1,6 @@
-"""Which SQLite admissions wait for the disk: a used nonce or a spend reservation
-always does (synchronous=FULL); a batch that only takes rate need not (NORMAL),
+"""Which SQLite admissions wait for the disk: a spend reservation or an unlogged nonce
+always does (synchronous=FULL); a batch that only takes rate or uses nonces the broker
+logs in its intent entries need not (NORMAL),
 and a write after it is durable again. The mode is read back from the connection
 the store commits on, right after each commit."""
 
@@ -46,3 +47,52 @@ def test_only_rate_only_batches_commit_without_waiting_for_the_disk(tmp_path: Pa
         assert not again.admit(Admission("t", NOW, nonce="n", nonce_expires=NOW + 60)).admitted
     finally:
         again.close()
+
+
+def test_a_logged_nonce_commits_without_waiting_for_the_disk(tmp_path: Path) -> None:
+    """A nonce the broker also writes into its (durable) intent entry needs no flush of
+    its own; an unlogged nonce and any spend reservation still get one."""
+    store = SqliteStore(tmp_path / "vertex.db")
+    try:
+        logged = [
+            Admission("t", NOW, nonce=f"n{i}", nonce_expires=NOW + 60, nonce_logged=True)
+            for i in range(3)
+        ]
+        store.admit_many(logged)
+        assert _synchronous(store) == NORMAL
+        store.admit_many([Admission("t", NOW, nonce="u", nonce_expires=NOW + 60)])
+        assert _synchronous(store) == FULL
+        store.admit_many(
+            [
+                Admission(
+                    "t", NOW, nonce="r", nonce_expires=NOW + 60, nonce_logged=True, rates=(RATE,)
+                )
+            ]
+        )
+        assert _synchronous(store) == NORMAL
+        spend = SpendRequest("g", "usd", 5, 100, "grants.g.spend")
+        store.admit_many(
+            [Admission("t", NOW, nonce="s", nonce_expires=NOW + 60, nonce_logged=True, spend=spend)]
+        )
+        assert _synchronous(store) == FULL
+        # Used is used, however it was committed.
+        again = Admission("t", NOW, nonce="n1", nonce_expires=NOW + 60, nonce_logged=True)
+        assert not store.admit(again).admitted
+    finally:
+        store.close()
+
+
+def test_restored_nonces_are_refused_and_expired_ones_are_not_put_back(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "vertex.db")
+    try:
+        store.admit(Admission("t", NOW, nonce="kept", nonce_expires=NOW + 60))
+        used = [("t", "kept", NOW + 61), ("t", "lost", NOW + 60), ("t", "old", NOW - 1)]
+        assert store.restore_nonces(used, NOW) == 1
+        for nonce in ("kept", "lost"):
+            assert not store.admit(
+                Admission("t", NOW, nonce=nonce, nonce_expires=NOW + 60)
+            ).admitted
+        assert store.admit(Admission("t", NOW, nonce="old", nonce_expires=NOW + 60)).admitted
+        store.sync()  # flushes the write-ahead log; nothing to see but that it works
+    finally:
+        store.close()

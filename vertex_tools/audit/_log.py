@@ -324,6 +324,34 @@ class AuditLog(Closing):
         rows = self._fetch(f"{_SELECT_ROWS} ORDER BY seq DESC LIMIT ?", (n,))
         return [record_from_row(row) for row in reversed(rows)]
 
+    def since(self, time_us: int, *, page: int = 256) -> list[AuditRecord]:
+        """The records written at or after ``time_us``, oldest first, read from the end
+        backwards a page at a time and only until the first older record: the cost
+        depends on how much is recent, not on the length of the log. Entry times come
+        from the writer's clock: a record after a step back of that clock by more
+        than the age asked for ends the walk early."""
+        if page < 1:
+            raise ValueError(f"page must be >= 1, not {page}")
+        found: list[AuditRecord] = []
+        before = None
+        while True:
+            if before is None:
+                rows = self._fetch(f"{_SELECT_ROWS} ORDER BY seq DESC LIMIT ?", (page,))
+            else:
+                rows = self._fetch(
+                    f"{_SELECT_ROWS} WHERE seq < ? ORDER BY seq DESC LIMIT ?", (before, page)
+                )
+            for row in rows:
+                record = record_from_row(row)
+                if record.time_us < time_us:
+                    found.reverse()
+                    return found
+                found.append(record)
+            if len(rows) < page:
+                found.reverse()
+                return found
+            before = rows[-1][0]
+
     def records(self, start: int = 1) -> Iterator[AuditRecord]:
         """Yield records from ``start`` on, in seq order (format-checked, not chain-verified).
 

@@ -68,7 +68,7 @@ from vertex_tools.errors import (
 )
 from vertex_tools.policy import LoadedPolicy
 from vertex_tools.policy.engine import RequestFacts, Resolved, Verdict, decide
-from vertex_tools.store import Admission, AdmissionResult
+from vertex_tools.store import Admission, AdmissionResult, SqliteStore
 from vertex_tools.vault import SecretValue
 
 __all__ = ["Incoming", "Outgoing", "Pipeline", "refusal"]
@@ -103,6 +103,9 @@ class _Call:
     path: str = ""
     entry: dict[str, Any] = field(default_factory=dict)
     reservation: int | None = None
+    nonce_logged: bool = False
+    """The nonce is in ``entry``: its admission may commit without a flush, so if no
+    intent can be written the state store is flushed before the 503 goes out."""
     intent_written: bool = False
     outcome_written: bool = False
     scrubber: Scrubber | None = None
@@ -261,6 +264,12 @@ class Pipeline:
             return await self._refuse(call, auth.decision)
         record = auth.record
         call.entry["grant"] = record.grant
+        if auth.nonce is not None:
+            # In every entry of this call from here on (the intent is durable before
+            # anything is forwarded or answered): the start of the next broker puts
+            # the nonce back if a power cut lost its NORMAL commit (docs/durability.md).
+            call.entry["nonce"] = auth.nonce
+            call.nonce_logged = True
         report = read_report(headers)
         if isinstance(report, Decision):
             return await self._refuse_admitted(call, auth, now, report)
@@ -309,7 +318,8 @@ class Pipeline:
         verdict: Verdict = decide(policy, record.grant, facts)
         if verdict.resolved is not None and verdict.resolved.lookup is not None:
             # The look-up leaves the broker: spend the nonce first, so a replayed
-            # request cannot make the broker read anything.
+            # request cannot make the broker read anything. No intent is written
+            # before the look-up, so this nonce waits for the disk (not nonce_logged).
             nonce_only = Admission(
                 token_id=record.token_id,
                 now=now,
@@ -351,6 +361,8 @@ class Pipeline:
             verdict=verdict,
             skew=policy.settings.clock_skew_seconds,
         )
+        if admission.nonce is not None:
+            admission = replace(admission, nonce_logged=True)
         try:
             admitted: AdmissionResult = await rt.admitter.admit(admission)
         except StoreError as exc:
@@ -436,6 +448,7 @@ class Pipeline:
             now=now,
             nonce=auth.nonce,
             nonce_expires=now + 2 * skew + 1,
+            nonce_logged=True,  # in call.entry: _refuse commits it before answering
         )
         store = self.rt.store
         assert store is not None
@@ -453,11 +466,23 @@ class Pipeline:
         try:
             await self.rt.audit.append(EntryKind.INTENT, call.entry)
         except AuditUnavailable as exc:
-            return self._audit_down(call, exc)
+            return await self._audit_failed(call, exc)
         call.intent_written = True
         answer = refusal(decision, call.request_id, retry_after=retry_after)
         self._outcome(call, answer.status, decision.reason, spend=None)
         return answer
+
+    async def _audit_failed(self, call: _Call, exc: AuditUnavailable) -> Outgoing:
+        """503 for a call whose intent could not be written. Its nonce may have been
+        committed without a flush, counting on that intent: flush the state store
+        first, so a power cut cannot make the refused request replayable."""
+        store = self.rt.store
+        if call.nonce_logged and isinstance(store, SqliteStore):
+            try:
+                await self.rt.db(store.sync)
+            except StoreError as sync_failed:
+                log.error("state database failed: %s", sync_failed)
+        return self._audit_down(call, exc)
 
     def _audit_down(self, call: _Call, exc: AuditUnavailable) -> Outgoing:
         log.error("audit log unavailable, refusing request %s: %s", call.request_id, exc)
@@ -562,7 +587,7 @@ class Pipeline:
         except AuditUnavailable as exc:
             secret_read.add_done_callback(_drop_result)
             await self._settle(call, commit=False)
-            return self._audit_down(call, exc)
+            return await self._audit_failed(call, exc)
         except BaseException:
             secret_read.add_done_callback(_drop_result)
             raise

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from vertex_tools.audit import AsyncAuditWriter, EntryKind
+from vertex_tools.audit import AsyncAuditWriter, AuditLog, EntryKind
 from vertex_tools.broker.admitter import Admitter
 from vertex_tools.broker.dbthread import DbThread
 from vertex_tools.broker.forward import Forwarder
@@ -40,7 +40,7 @@ from vertex_tools.errors import ConfigError, InvalidCiphertext, StoreError
 from vertex_tools.home import Home
 from vertex_tools.policy import LoadedPolicy
 from vertex_tools.policy.durations import parse_duration
-from vertex_tools.store import Admission, AdmissionResult, StateStore
+from vertex_tools.store import Admission, AdmissionResult, SqliteStore, StateStore
 from vertex_tools.store.location import SqliteLocation, StoreLocation
 from vertex_tools.taint import TaintMemory
 from vertex_tools.vault import SecretValue, Vault, load_keyring
@@ -196,6 +196,7 @@ class Runtime:
 
         await self.db(open_db)
         if isinstance(self.location, SqliteLocation):
+            await self._restore_nonces()
             self.reader = LoopReader(self.location.home.state_db)
         self.audit.start()
         await self.forwarder.start()
@@ -220,6 +221,38 @@ class Runtime:
             },
         )
         self._reload_task = asyncio.create_task(self._watch_policy())
+
+    async def _restore_nonces(self) -> None:
+        """SQLite: before serving, put back the nonces of the intents still inside the
+        nonce lifetime. A signed call's nonce commits without a flush, its intent
+        (which names it) with one; a power cut may have rolled back the first but
+        not the second (SqliteStore.admit_many, docs/durability.md). Reads the audit
+        log from its end only as far back as the lifetime."""
+        store = self.store
+        assert isinstance(store, SqliteStore)
+        lifetime = 2 * self.loaded.policy.settings.clock_skew_seconds + 1
+        now = self.clock()
+        path = self.config.home.audit_db
+
+        def restore() -> int:
+            with AuditLog(path, create=False, read_only=True) as audit:
+                recent = audit.since(int((now - lifetime) * 1_000_000))
+            used = [
+                (record.data["token_id"], record.data["nonce"], record.time_us / 1e6 + lifetime)
+                for record in recent
+                if record.kind is EntryKind.INTENT
+                and isinstance(record.data.get("token_id"), str)
+                and isinstance(record.data.get("nonce"), str)
+            ]
+            return store.restore_nonces(used, now)
+
+        restored = await self.db(restore)
+        if restored:
+            log.warning(
+                "%d used nonces of logged requests were missing from the state database "
+                "(a power cut?): restored, so those requests cannot be replayed",
+                restored,
+            )
 
     async def _reconcile_logged(self) -> None:
         try:

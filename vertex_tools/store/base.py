@@ -61,6 +61,12 @@ class Admission:
     nonce_expires: float = 0.0
     rates: tuple[RateKey, ...] = ()
     spend: SpendRequest | None = None
+    nonce_logged: bool = False
+    """The caller promises that a durable audit entry naming this token and nonce is
+    committed before anything the request authorizes leaves the broker or is answered
+    (the broker's intent entry), and that the nonce is restored from those entries at
+    start. The SQLite store may then commit the nonce without waiting for the disk
+    (``SqliteStore.admit_many``, docs/durability.md). False: the nonce waits for the disk."""
 
 
 @dataclass(frozen=True, slots=True)

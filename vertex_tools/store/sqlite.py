@@ -4,13 +4,14 @@ One file, WAL mode, one connection guarded by a lock; every write is a
 ``BEGIN IMMEDIATE`` transaction, so several processes (the broker, CLI
 commands) share the file safely and checks read what they then update.
 Commits wait for the disk (synchronous=FULL), except admissions that take
-only rate (``admit_many``).
+only rate or consume nonces the broker logs (``admit_many``).
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -90,8 +91,8 @@ class SqliteStore(Closing):
             )
             self._conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a spend reservation or a used nonce lost in a power cut would
-            # reopen a ceiling or a replay window. Only rate-only admissions
-            # commit with NORMAL (admit_many says why that is safe).
+            # reopen a ceiling or a replay window. Only admissions that take rate or
+            # use logged nonces commit with NORMAL (admit_many says why that is safe).
             self._conn.execute("PRAGMA synchronous=FULL")
             self._durable = True
             self._conn.executescript(_SCHEMA)
@@ -186,19 +187,33 @@ class SqliteStore(Closing):
         transaction fails, every caller gets the ``StoreError``.
 
         Durability: the commit waits for the disk (synchronous=FULL) when any
-        admission consumes a nonce or reserves spend: a used nonce or a
-        reservation lost in a power cut would reopen a replay window or a spend
-        ceiling. A batch that only takes rate (and stamps ``last_used``) commits
+        admission reserves spend (a reservation lost in a power cut would reopen
+        the spend ceiling) or consumes a nonce that is not ``nonce_logged``.
+        Otherwise (rate, ``last_used``, and nonces the caller logs) it commits
         with synchronous=NORMAL: WAL mode keeps the file consistent, a crash of
         the broker process loses nothing (the OS has the write), and a power cut
-        or kernel crash can roll back only the last such commits, i.e. forget
-        some requests of a rate window, which then lets at most one window's
-        worth of extra calls through once. The next durable commit (any nonce,
-        spend, token or approval write) makes every earlier one durable too.
+        or kernel crash can roll back only the last such commits.
+
+        - Rate: forgetting some requests of a rate window lets at most one
+          window's worth of extra calls through, once.
+        - A ``nonce_logged`` nonce: the broker writes the request's intent entry
+          (token id and nonce) to the audit log with synchronous=FULL before it
+          forwards or answers anything, and at start, before serving, puts the
+          nonces of the intents still inside the nonce lifetime back
+          (``restore_nonces``). So every nonce of a request that was forwarded or
+          answered survives the power cut; a nonce lost together with its intent
+          belongs to a request that was never forwarded nor answered, and a
+          "replay" of it is its first execution. This saves the second flush of
+          a signed call (docs/durability.md).
+
+        The next durable commit (any unlogged nonce, spend, token or approval
+        write) makes every earlier one durable too.
         """
         if not admissions:
             return []
-        durable = any(a.nonce is not None or a.spend is not None for a in admissions)
+        durable = any(
+            a.spend is not None or (a.nonce is not None and not a.nonce_logged) for a in admissions
+        )
         with self._tx(durable=durable) as cur:
             return [self._admit(cur, admission) for admission in admissions]
 
@@ -276,6 +291,38 @@ class SqliteStore(Closing):
             (grant, currency, since),
         ).fetchone()
         return int(row[0])
+
+    def restore_nonces(self, used: Sequence[tuple[str, str, float]], now: float) -> int:
+        """Put back used nonces ``(token_id, nonce, expires)`` that are still live at
+        ``now`` (a power cut may have rolled back their NORMAL commit, see
+        ``admit_many``); one that is already there stays as it is. Waits for the disk.
+        Returns how many were missing."""
+        live = [(token_id, nonce, expires) for token_id, nonce, expires in used if expires > now]
+        if not live:
+            return 0
+        with self._tx() as cur:
+            before = self._conn.total_changes
+            cur.executemany(
+                "INSERT OR IGNORE INTO nonces (token_id, nonce, expires) VALUES (?, ?, ?)", live
+            )
+            return self._conn.total_changes - before
+
+    def sync(self) -> None:
+        """Make every commit so far durable (one flush of the write-ahead log), for a
+        caller about to answer after NORMAL commits whose audit entry failed."""
+        with self._lock:
+            try:
+                fd = os.open(str(self.path) + "-wal", os.O_RDONLY)
+            except FileNotFoundError:
+                return  # no log: everything is in the database file, synced at checkpoint
+            except OSError as exc:
+                raise StoreError(f"state database {self.path}: {exc}") from exc
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                raise StoreError(f"state database {self.path}: {exc}") from exc
+            finally:
+                os.close(fd)
 
     def settle(self, reservation: int, *, commit: bool, now: float) -> None:
         """Commit or release a reservation; settling twice changes nothing."""
