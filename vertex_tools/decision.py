@@ -62,6 +62,7 @@ class Reason(StrEnum):
     APPROVAL_PENDING = "approval_pending"
     APPROVAL_DENIED = "approval_denied"
     TAINT_REPORT_INVALID = "taint_report_invalid"
+    TOO_MANY_PENDING_APPROVALS = "too_many_pending_approvals"
     # rate (HTTP 429)
     RATE_LIMITED = "rate_limited"
     # broker faults (HTTP 502/503/504)

@@ -9,13 +9,16 @@ approval lets the exact same request through once.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 
 from tests.broker.conftest import ClientFor, refused, run
-from tests.conftest import Deployment
-from vertex_tools import BrokerClient, Effect
+from tests.conftest import Deployment, make_deployment
+from vertex_tools import BrokerClient, BrokerRefused, Effect
 from vertex_tools.audit import AuditLog, EntryKind, verify_log
+from vertex_tools.demo.echo import EchoServer
 from vertex_tools.errors import ApprovalError
 from vertex_tools.local import LocalBroker
 from vertex_tools.store import ApprovalState
@@ -300,3 +303,86 @@ def test_a_token_in_a_held_body_is_not_kept_or_shown(
         record = admin.approval_get(approval_id)
     secret_part = issued.token.rsplit(".", 1)[1]
     assert secret_part not in str(record.request) and "[REDACTED]" in record.request["body"]
+
+
+@pytest.fixture(scope="module")
+def capped(
+    tmp_path_factory: pytest.TempPathFactory, upstream: EchoServer
+) -> Iterator[tuple[Deployment, LocalBroker]]:
+    """A deployment of its own whose tokens may have at most 2 pending approvals."""
+    deployment = make_deployment(tmp_path_factory.mktemp("capped"), upstream)
+    policy = deployment.home.policy.read_text(encoding="utf-8")
+    line = "# max_pending_approvals = 20"
+    assert line in policy
+    deployment.home.policy.write_text(
+        policy.replace(line, "max_pending_approvals = 2"), encoding="utf-8"
+    )
+    with deployment.broker() as running:
+        yield deployment, running
+
+
+def test_decoy_holds_past_the_cap_are_refused_and_audited(
+    capped: tuple[Deployment, LocalBroker],
+) -> None:
+    """A manipulated agent cannot bury the approval that matters under decoys: past
+    ``max_pending_approvals`` a new held request is refused, not held."""
+    deployment, broker = capped
+    issued = deployment.issue("browser-approve")
+    with broker.client(issued.token) as client:
+        client.get("echo", "/pages/invoice", headers=run("run-cap"))
+
+        def pay(amount: int) -> httpx.Response:
+            return client.post(
+                "echo", "/items", json={"to": ATTACKER, "amount": amount}, headers=run("run-cap")
+            )
+
+        first = refused(lambda: pay(1))
+        assert first.decision.reason.value == "approval_pending"
+        assert refused(lambda: pay(2)).decision.reason.value == "approval_pending"
+        before = len(deployment.upstream.received)
+        flood = refused(lambda: pay(3))
+        assert flood.status == 403 and flood.decision.effect is Effect.DENY
+        assert flood.decision.reason.value == "too_many_pending_approvals"
+        assert flood.decision.rule == "settings.max_pending_approvals"
+        assert "vertex approvals list" in flood.decision.message
+        assert len(deployment.upstream.received) == before, "nothing may be forwarded"
+        # A request already held still finds its approval.
+        approval_id = first.decision.message.split("held for a human's approval as ", 1)[1][:19]
+        assert approval_id in refused(lambda: pay(1)).decision.message
+        with deployment.admin() as admin:
+            pending = admin.approval_list()
+            assert len([p for p in pending if p.token_id == issued.record.token_id]) == 2
+            # An operator's decision frees a slot.
+            admin.approval_decide(approval_id, approve=False, note="decoy")
+        assert refused(lambda: pay(3)).decision.reason.value == "approval_pending"
+
+        # Guarded tools' holds count against the same cap (this token is full again).
+        tool = refused(lambda: client.request_approval("send_email", {"to": "x@example.com"}))
+        assert tool.decision.reason.value == "too_many_pending_approvals"
+
+    with AuditLog(deployment.home.audit_db) as log:
+        refusals = [
+            r.data
+            for r in log.records()
+            if r.kind is EntryKind.INTENT
+            and r.data.get("reason") == "too_many_pending_approvals"
+            and r.data.get("token_id") == issued.record.token_id
+        ]
+        verify_log(log)
+    assert [r.get("operation") for r in refusals][-1] == "tool:send_email"
+    assert len(refusals) == 2
+    assert all(r["approval"]["state"] == "not_held" for r in refusals)
+
+
+def test_another_token_is_not_held_back_by_a_full_one(
+    capped: tuple[Deployment, LocalBroker],
+) -> None:
+    deployment, broker = capped
+    full, fresh = deployment.issue("browser-approve"), deployment.issue("browser-approve")
+    with broker.client(full.token) as client:
+        for n in (1, 2):
+            client.request_approval("send_email", {"to": f"{n}@example.com"})
+        with pytest.raises(BrokerRefused):
+            client.request_approval("send_email", {"to": "3@example.com"})
+    with broker.client(fresh.token) as client:
+        assert client.request_approval("send_email", {"to": "3@example.com"})["state"] == "pending"

@@ -62,6 +62,7 @@ def hold(home: Path, approval_id: str, amount: int) -> None:
                 ),
             ),
             now,
+            max_pending=20,
         )
 
 

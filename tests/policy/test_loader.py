@@ -150,3 +150,14 @@ def problems_bytes(raw: bytes) -> str:
     with pytest.raises(PolicyError) as info:
         parse_policy(raw)
     return str(info.value)
+
+
+def test_max_pending_approvals_defaults_to_20_and_must_be_a_positive_integer() -> None:
+    assert parse_policy(EXAMPLE.encode()).policy.settings.max_pending_approvals == 20
+    line = "# max_pending_approvals = 20"
+    assert line in EXAMPLE, "the template documents the setting"
+    capped = parse_policy(EXAMPLE.replace(line, "max_pending_approvals = 1").encode())
+    assert capped.policy.settings.max_pending_approvals == 1
+    for value, needle in (("0", "greater than or equal to 1"), ('"5"', "integer")):
+        [(key, _, text)] = problems(EXAMPLE.replace(line, f"max_pending_approvals = {value}"))
+        assert key == "settings.max_pending_approvals" and needle in text

@@ -22,7 +22,7 @@ import blake3
 from vertex_tools.broker.answers import redact_tokens
 from vertex_tools.broker.controls import Unreadable, media_type, strict_json
 from vertex_tools.decision import Decision, Effect, Reason
-from vertex_tools.store import ApprovalRecord, ApprovalState
+from vertex_tools.store import ApprovalRecord, ApprovalState, PendingApprovalsFull
 
 __all__ = [
     "MAX_SHOWN_BODY",
@@ -30,6 +30,7 @@ __all__ = [
     "new_approval_id",
     "outcome_decision",
     "shown_request",
+    "too_many_pending",
 ]
 
 _DOMAIN = b"vertex_tools.approval.v1\x00"
@@ -152,4 +153,17 @@ def outcome_decision(held: Decision, record: ApprovalRecord) -> Decision | None:
         f"held for a human's approval as {record.approval_id}: {held.message}. "
         f"An operator can run `vertex approvals show {record.approval_id}` and then "
         f"`vertex approvals approve {record.approval_id}`; retry the same request after that",
+    )
+
+
+def too_many_pending(full: PendingApprovalsFull) -> Decision:
+    """The refusal of a request that would be a new hold past its token's cap
+    (``settings.max_pending_approvals``): nothing was held, so nothing can approve it."""
+    return Decision.deny(
+        Reason.TOO_MANY_PENDING_APPROVALS,
+        "settings.max_pending_approvals",
+        f"this token already has {full.pending} requests waiting for a human (at most "
+        f"{full.limit}), so this one was not held. An operator decides the pending ones "
+        "or lets them expire (`vertex approvals list`, or the console at /console); "
+        "retry after that",
     )

@@ -25,6 +25,7 @@ from vertex_tools.broker.approvals import (
     new_approval_id,
     outcome_decision,
     shown_request,
+    too_many_pending,
 )
 from vertex_tools.broker.controls import control_values
 from vertex_tools.broker.runtime import Runtime
@@ -36,7 +37,7 @@ from vertex_tools.policy.models import Policy
 from vertex_tools.providers import get_catalog
 from vertex_tools.providers.catalog import Operation
 from vertex_tools.providers.fields import untrusted_texts
-from vertex_tools.store import ApprovalRequest, ApprovalState
+from vertex_tools.store import ApprovalRequest, ApprovalState, PendingApprovalsFull
 from vertex_tools.taint import TaintReport
 
 __all__ = [
@@ -198,7 +199,12 @@ async def hold_step(
     )
     store = rt.store
     assert store is not None
-    record = await rt.db(lambda: store.approval_gate(held, now))
+    cap = policy.settings.max_pending_approvals
+    try:
+        record = await rt.db(lambda: store.approval_gate(held, now, max_pending=cap))
+    except PendingApprovalsFull as full:
+        entry["approval"] = {"state": "not_held", "pending": full.pending, "limit": full.limit}
+        return HoldOutcome(too_many_pending(full), entry)
     entry["approval"] = {"id": record.approval_id, "state": record.state.value}
     if record.state is ApprovalState.USED:
         entry["approval"]["approved_by"] = record.decided_by

@@ -27,13 +27,13 @@ from typing import Any
 from vertex_tools.audit import EntryKind
 from vertex_tools.broker.admission import single_headers
 from vertex_tools.broker.answers import Outgoing, redact_tokens, refusal
-from vertex_tools.broker.approvals import binding_digest, new_approval_id
+from vertex_tools.broker.approvals import binding_digest, new_approval_id, too_many_pending
 from vertex_tools.broker.auth import authenticate
 from vertex_tools.broker.runtime import Runtime
 from vertex_tools.decision import Decision, Reason
 from vertex_tools.errors import AuditUnavailable, RequestRejected, StoreError
 from vertex_tools.policy.durations import parse_duration
-from vertex_tools.store import Admission, ApprovalRequest
+from vertex_tools.store import Admission, ApprovalRequest, PendingApprovalsFull
 
 __all__ = ["PATH", "hold_tool_call"]
 
@@ -197,16 +197,19 @@ async def hold_tool_call(
         },
         taint=tuple(taint),
     )
-    try:
-        found = await rt.db(lambda: store.approval_gate(held, now))
-    except StoreError:
-        return await answer(_store_down(), 503, None)
-    entry.update(
-        operation=f"tool:{tool}",
-        approval={"id": found.approval_id, "state": found.state.value},
-    )
+    cap = policy.settings.max_pending_approvals
+    entry["operation"] = f"tool:{tool}"
     if taint:
         entry["taint"] = taint
+    try:
+        found = await rt.db(lambda: store.approval_gate(held, now, max_pending=cap))
+    except StoreError:
+        return await answer(_store_down(), 503, None)
+    except PendingApprovalsFull as full:
+        entry["approval"] = {"state": "not_held", "pending": full.pending, "limit": full.limit}
+        refused = too_many_pending(full)
+        return await answer(refused, refused.http_status, None)
+    entry["approval"] = {"id": found.approval_id, "state": found.state.value}
     decision = Decision.allow("approvals", f"approval {found.approval_id} is {found.state.value}")
     return await answer(
         decision, 200, {"approval_id": found.approval_id, "state": found.state.value}

@@ -57,6 +57,9 @@ class Settings(_Model):
     read_timeout: str = "30s"
     approval_ttl: str = "1h"
     """How long a held request waits for a human, and an approval for its retry."""
+    max_pending_approvals: int = Field(default=20, ge=1, le=10_000)
+    """Pending, unexpired approvals a token may have at once; past it a new held request
+    is refused (``too_many_pending_approvals``), so decoys cannot bury the one that matters."""
     idempotency_ttl: str = "24h"
     """How long an agent's idempotency key stays bound to its request (Stripe keeps 24 h)."""
     taint_memory_ttl: str = "1h"

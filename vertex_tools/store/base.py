@@ -25,6 +25,7 @@ __all__ = [
     "ApprovalState",
     "ConsoleSession",
     "IdempotencyClaim",
+    "PendingApprovalsFull",
     "RateKey",
     "SpendRequest",
     "StateStore",
@@ -134,6 +135,23 @@ class ApprovalRecord:
     used: float | None = None
 
 
+class PendingApprovalsFull(Exception):
+    """:meth:`StateStore.approval_gate` held nothing: the request would be a new hold,
+    and its token already has ``limit`` pending, unexpired approvals.
+
+    Not a :class:`~vertex_tools.errors.StoreError`: the store works, and the caller
+    refuses the request (``too_many_pending_approvals``) until an operator decides the
+    pending ones or they expire. A cap per token keeps a manipulated agent from burying
+    the approval that matters under decoys, and the table from growing without bound.
+    """
+
+    def __init__(self, token_id: str, pending: int, limit: int) -> None:
+        super().__init__(f"token {token_id} has {pending} pending approvals (at most {limit})")
+        self.token_id = token_id
+        self.pending = pending
+        self.limit = limit
+
+
 @dataclass(frozen=True, slots=True)
 class ConsoleSession:
     """An operator's signed-in console session. The store keeps only a hash of the
@@ -157,7 +175,9 @@ class IdempotencyClaim(StrEnum):
 
 
 class StateStore(Protocol):
-    """Shared broker state. Implementations raise only :class:`vertex_tools.errors.StoreError`."""
+    """Shared broker state. Implementations raise only :class:`vertex_tools.errors.StoreError`
+    (and the answers documented as exceptions: :class:`vertex_tools.errors.ApprovalError`,
+    :class:`PendingApprovalsFull`)."""
 
     def add_token(self, record: TokenRecord) -> None:
         """Store a newly issued token."""
@@ -193,12 +213,17 @@ class StateStore(Protocol):
 
     # approvals: a held request, decided by a human, used once
 
-    def approval_gate(self, request: ApprovalRequest, now: float) -> ApprovalRecord:
+    def approval_gate(
+        self, request: ApprovalRequest, now: float, *, max_pending: int
+    ) -> ApprovalRecord:
         """In one transaction, for ``request.token_id`` and ``request.digest``:
         an unexpired ``approved`` approval is marked ``used`` and returned (state USED:
         this call may go ahead); else an unexpired ``pending`` or ``denied`` one is
-        returned as it is; else ``request`` is stored as ``pending`` and returned.
-        Two concurrent calls can never both get USED for one approval."""
+        returned as it is; else, when the token already has ``max_pending`` pending,
+        unexpired approvals, nothing is stored and :class:`PendingApprovalsFull` is
+        raised; else ``request`` is stored as ``pending`` and returned.
+        Two concurrent calls can never both get USED for one approval, nor together
+        hold more than ``max_pending`` for one token."""
 
     def decide_approval(
         self, approval_id: str, *, approve: bool, now: float, by: str, note: str | None

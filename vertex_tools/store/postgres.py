@@ -14,8 +14,9 @@ admit: spend        advisory lock on (grant, currency), held to commit, so two
                     reservations never both see the same total
 settle              one row by id, guarded by ``state = 'reserved'``
 claim_orphan        the primary key (``ON CONFLICT DO NOTHING``)
-approval_gate       advisory lock on (token, digest), then the row's update is
-                    guarded by ``state = 'approved'``: one caller gets USED
+approval_gate       advisory lock on the token (its pending count and the
+                    (token, digest) lookup), then the row's update is guarded
+                    by ``state = 'approved'``: one caller gets USED
 decide_approval     ``SELECT ... FOR UPDATE`` on the approval
 redeem_console_...  the login code's row, ``UPDATE ... WHERE used IS NULL``: the
                     second redemption waits, then updates nothing
@@ -52,6 +53,7 @@ from vertex_tools.store.base import (
     ApprovalState,
     ConsoleSession,
     IdempotencyClaim,
+    PendingApprovalsFull,
     RateKey,
 )
 from vertex_tools.store.dsn import PostgresDsn
@@ -275,10 +277,15 @@ class PostgresStore(Closing):
 
     # approvals -----------------------------------------------------------------------------
 
-    def approval_gate(self, request: ApprovalRequest, now: float) -> ApprovalRecord:
-        """Use an approved approval, return a pending or denied one, or hold anew."""
+    def approval_gate(
+        self, request: ApprovalRequest, now: float, *, max_pending: int
+    ) -> ApprovalRecord:
+        """Use an approved approval, return a pending or denied one, or hold anew
+        (PendingApprovalsFull past the token's cap)."""
         with self._db.transaction() as cur:
-            advisory_lock(cur, LOCK_APPROVAL, f"{request.token_id}\n{request.digest}")
+            # The token's lock, not (token, digest): holds of different requests of one
+            # token are counted against its cap one at a time.
+            advisory_lock(cur, LOCK_APPROVAL, request.token_id)
             cur.execute(
                 _SELECT_APPROVALS + " WHERE token_id = %s AND digest = %s AND expires > %s "
                 "AND state IN ('pending', 'approved', 'denied') "
@@ -299,6 +306,15 @@ class PostgresStore(Closing):
                     assert used is not None  # locked above, in this transaction
                     return approval_from_row(used, now)
                 return found
+            cur.execute(
+                "SELECT COUNT(*) FROM approvals WHERE token_id = %s AND state = 'pending' "
+                "AND expires > %s",
+                (request.token_id, now),
+            )
+            counted = cur.fetchone()
+            pending = int(str(counted[0])) if counted is not None else 0
+            if pending >= max_pending:
+                raise PendingApprovalsFull(request.token_id, pending, max_pending)
             cur.execute(
                 "INSERT INTO approvals (approval_id, token_id, grant_name, digest, state, "
                 "created, expires, request, taint) "

@@ -30,6 +30,7 @@ from vertex_tools.store.base import (
     ApprovalState,
     ConsoleSession,
     IdempotencyClaim,
+    PendingApprovalsFull,
     RateKey,
 )
 from vertex_tools.store.rows import approval_from_row, console_session_from_row, token_from_row
@@ -346,8 +347,11 @@ class SqliteStore(Closing):
             )
             return cur.rowcount == 1
 
-    def approval_gate(self, request: ApprovalRequest, now: float) -> ApprovalRecord:
-        """Use an approved approval, return a pending or denied one, or hold anew."""
+    def approval_gate(
+        self, request: ApprovalRequest, now: float, *, max_pending: int
+    ) -> ApprovalRecord:
+        """Use an approved approval, return a pending or denied one, or hold anew
+        (PendingApprovalsFull past the token's cap)."""
         with self._tx() as cur:
             row = cur.execute(
                 _SELECT_APPROVALS + " WHERE token_id = ? AND digest = ? AND expires > ? "
@@ -367,6 +371,13 @@ class SqliteStore(Closing):
                     ).fetchone()
                     return approval_from_row(row, now)
                 return found
+            (pending,) = cur.execute(
+                "SELECT COUNT(*) FROM approvals WHERE token_id = ? AND state = 'pending' "
+                "AND expires > ?",
+                (request.token_id, now),
+            ).fetchone()
+            if int(pending) >= max_pending:
+                raise PendingApprovalsFull(request.token_id, int(pending), max_pending)
             cur.execute(
                 "INSERT INTO approvals (approval_id, token_id, grant_name, digest, state, "
                 "created, expires, request, taint) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
