@@ -36,6 +36,7 @@ from langchain_core.tools import BaseTool
 from pydantic import ConfigDict, Field
 
 from vertex_tools.client import BrokerClient
+from vertex_tools.errors import BrokerRefused
 from vertex_tools.taint._callback import INNER_TAG, ledger_for
 from vertex_tools.taint._ledger import ProvenanceLedger, Taint
 
@@ -193,7 +194,19 @@ class GuardedTool(BaseTool):
             )
         if held is None:
             return None
-        answer = self.approver(held) if self.approver is not None else None
+        try:
+            answer = self.approver(held) if self.approver is not None else None
+        except BrokerRefused as refusal:
+            # The broker would not even hold it (a revoked token, too many pending
+            # approvals, ...): the tool does not run, and the agent reads why.
+            decision = refusal.decision
+            return _refused(
+                self.name,
+                decision.reason.value,
+                decision.rule or "-",
+                f"the broker refused to hold it for approval: {decision.message}",
+                "Do not retry now; tell the user.",
+            )
         approval_id = answer.approval_id if isinstance(answer, Answer) else None
         decided = answer.approved if isinstance(answer, Answer) else answer
         if decided is True:
