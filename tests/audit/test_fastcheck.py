@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson  # a dependency on CPython (pyproject.toml): its absence is a failure
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,8 +22,6 @@ from vertex_tools.audit import EntryKind
 from vertex_tools.audit._entry import MAX_DEPTH, canonical_json, decode_entry
 from vertex_tools.audit._fastcheck import _PROBE, entry_checker
 from vertex_tools.errors import AuditIntegrityError
-
-orjson = pytest.importorskip("orjson")
 
 
 class NotAccepted(Exception):

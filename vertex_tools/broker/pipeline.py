@@ -33,6 +33,7 @@ import functools
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -42,7 +43,7 @@ from vertex_tools.audit import EntryKind
 from vertex_tools.broker.admission import admission_for, single_headers
 from vertex_tools.broker.agent_keys import claim_agent_key
 from vertex_tools.broker.answers import TOKEN_IN_TEXT, Outgoing, redact_tokens, refusal
-from vertex_tools.broker.auth import AuthResult, authenticate
+from vertex_tools.broker.auth import AuthResult, TokenLookup, authenticate
 from vertex_tools.broker.headers import (
     REQUEST_HEADER_ALLOWLIST,
     clean_response_headers,
@@ -229,10 +230,10 @@ class Pipeline:
         assert store is not None
         named = policy.upstreams.get(call.upstream)
 
-        def authenticate_and_read() -> tuple[AuthResult, SecretValue | Exception | None]:
-            found = authenticate(
+        def check(lookup: TokenLookup) -> AuthResult:
+            return authenticate(
                 policy=policy,
-                lookup=store.get_token,
+                lookup=lookup,
                 method=incoming.method,
                 target=target,
                 headers=headers,
@@ -240,6 +241,9 @@ class Pipeline:
                 body=incoming.body,
                 now=now,
             )
+
+        def authenticate_and_read() -> tuple[AuthResult, SecretValue | Exception | None]:
+            found = check(store.get_token)
             if found.record is None or named is None:
                 return found, None
             # Step 5's vault read, in the same trip to the database thread, for a
@@ -250,7 +254,7 @@ class Pipeline:
             except (VaultError, StoreError) as exc:
                 return found, exc
 
-        found = self._authenticate_on_loop(call, target, headers, all_headers, now)
+        found = self._authenticate_on_loop(call, check)
         if found is not None:
             auth = found
         else:
@@ -404,31 +408,17 @@ class Pipeline:
         return await self._forward(call, verdict.decision)
 
     def _authenticate_on_loop(
-        self,
-        call: _Call,
-        target: str,
-        headers: dict[str, str],
-        all_headers: list[tuple[str, str]],
-        now: float,
+        self, call: _Call, check: Callable[[TokenLookup], AuthResult]
     ) -> AuthResult | None:
-        """Step 1 with the loop's own reads (loopread.py), and the vault entry if it is
-        remembered for the row stored now; None: do it on the database thread."""
+        """Step 1 (``check`` with a token look-up) with the loop's own reads
+        (loopread.py), and the vault entry if it is remembered for the row stored now;
+        None: do it on the database thread."""
         reader = self.rt.reader
         if reader is None:
             return None
         policy = call.loaded.policy
-        incoming = call.incoming
         try:
-            found = authenticate(
-                policy=policy,
-                lookup=reader.token,
-                method=incoming.method,
-                target=target,
-                headers=headers,
-                all_headers=all_headers,
-                body=incoming.body,
-                now=now,
-            )
+            found = check(reader.token)
             named = policy.upstreams.get(call.upstream)
             if found.record is not None and named is not None:
                 # None when not remembered: step 5 opens it on the database thread.

@@ -21,11 +21,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vertex_tools.errors import VertexError
-from vertex_tools.store._pg import LOCK_MIGRATE, PgCursor, advisory_lock
+from vertex_tools.errors import StoreError, VertexError
+from vertex_tools.store._pg import LOCK_MIGRATE, PgConnection, PgCursor, advisory_lock
 from vertex_tools.store.dsn import PostgresDsn
 
-__all__ = ["LATEST_VERSION", "MIGRATIONS", "Migration", "check_schema", "migrate", "schema_version"]
+__all__ = [
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "Migration",
+    "check_schema",
+    "connect_checked",
+    "migrate",
+    "schema_version",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +143,19 @@ def check_schema(cur: PgCursor, dsn: PostgresDsn, error: Callable[[str], VertexE
         f"database {dsn.redacted} is at schema version {found}, newer than this "
         f"vertex_tools knows ({LATEST_VERSION}): upgrade vertex_tools on this host"
     )
+
+
+def connect_checked(dsn: PostgresDsn, *, what: str) -> PgConnection:
+    """A connection to ``dsn`` whose schema version is this vertex_tools' (StoreError
+    naming the fix otherwise; the connection is closed then)."""
+    db = PgConnection(dsn, error=StoreError, what=what)
+    try:
+        with db.transaction() as cur:
+            check_schema(cur, dsn, StoreError)
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 def migrate(

@@ -13,10 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vertex_tools._closing import Closing
-from vertex_tools.errors import StoreError
-from vertex_tools.store._pg import PgConnection
 from vertex_tools.store.dsn import PostgresDsn
-from vertex_tools.store.migrations import check_schema
+from vertex_tools.store.migrations import connect_checked
 
 __all__ = ["PolicyVersion", "PostgresPolicies"]
 
@@ -38,13 +36,7 @@ class PostgresPolicies(Closing):
     def __init__(self, dsn: PostgresDsn) -> None:
         """Connect and check the schema version (StoreError naming the fix)."""
         self.dsn = dsn
-        self._db = PgConnection(dsn, error=StoreError, what="policy table")
-        try:
-            with self._db.transaction() as cur:
-                check_schema(cur, dsn, StoreError)
-        except BaseException:
-            self._db.close()
-            raise
+        self._db = connect_checked(dsn, what="policy table")
 
     def push(self, source: bytes, digest: str, *, now: float, by: str) -> int:
         """Store ``source`` (already validated by the caller) as the newest version."""

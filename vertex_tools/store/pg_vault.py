@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from vertex_tools.errors import StoreError
-from vertex_tools.store._pg import LOCK_VAULT, PgConnection, PgCursor, advisory_lock
+from vertex_tools.store._pg import LOCK_VAULT, PgCursor, advisory_lock
 from vertex_tools.store.dsn import PostgresDsn
-from vertex_tools.store.migrations import check_schema
+from vertex_tools.store.migrations import connect_checked
 from vertex_tools.vault._rows import reseal_sql, upsert_sql
 
 __all__ = ["PostgresVaultRows"]
@@ -38,14 +38,8 @@ class PostgresVaultRows:
     def __init__(self, dsn: PostgresDsn) -> None:
         """Connect and check the schema version (StoreError naming the fix)."""
         self._dsn = dsn
-        self._db = PgConnection(dsn, error=StoreError, what="vault database")
+        self._db = connect_checked(dsn, what="vault database")
         self._cur: PgCursor | None = None
-        try:
-            with self._db.transaction() as cur:
-                check_schema(cur, dsn, StoreError)
-        except BaseException:
-            self._db.close()
-            raise
 
     @property
     def location(self) -> str:

@@ -57,7 +57,7 @@ from vertex_tools.store.base import (
     RateKey,
 )
 from vertex_tools.store.dsn import PostgresDsn
-from vertex_tools.store.migrations import Migration, check_schema, migrate
+from vertex_tools.store.migrations import Migration, connect_checked, migrate
 from vertex_tools.store.rows import approval_from_row, console_session_from_row, token_from_row
 from vertex_tools.tokens import TokenRecord
 
@@ -93,13 +93,7 @@ class PostgresStore(Closing):
 
     def __init__(self, dsn: PostgresDsn) -> None:
         self.dsn = dsn
-        self._db = PgConnection(dsn, error=StoreError, what="state database")
-        try:
-            with self._db.transaction() as cur:
-                check_schema(cur, dsn, StoreError)
-        except BaseException:
-            self._db.close()
-            raise
+        self._db = connect_checked(dsn, what="state database")
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.dsn.redacted!r})"
