@@ -81,7 +81,7 @@ import re
 import unicodedata
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from decimal import Context, Decimal
 from enum import StrEnum
@@ -704,9 +704,12 @@ class TextIndex:
                 entries.append((text, start))
         self._dirty = True
 
-    def _drop_oldest(self, count: int) -> None:
-        """Forget the ``count`` oldest texts (the broker's memory expires them)."""
-        kept = self._texts[count:]
+    def _drop_oldest(self, count: int, again: Sequence[int] = ()) -> None:
+        """Forget the ``count`` oldest texts (the broker's memory expires them), except
+        those at the positions ``again`` (ascending, among the ``count``): they move to
+        the end, as if just added (the memory renewed them)."""
+        dropped = self._texts[:count]
+        kept = self._texts[count:] + [dropped[at] for at in again]
         self._texts, self._size, self._atoms = [], 0, {}
         self._segments = []
         self._norm_len = self._squash_len = 0

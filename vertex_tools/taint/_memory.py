@@ -10,6 +10,11 @@ the agent's own labels (which do say what the user gave).
 Invariants and limits:
 
 - A text expires ``ttl`` seconds after it was remembered (the clock is injectable).
+  The same text from the same source remembered again (an agent polling one issue)
+  is not stored twice: it renews the copy held, which is then kept until ``ttl``
+  after the newest time it was served (longer if a text held before it lives
+  longer: texts leave oldest first, never early). So repeats neither cost
+  re-indexing nor fill the run's bytes.
 - A run holds at most ``max_bytes_per_run`` of text. A text that would pass it is not
   stored and the run is marked *overflowed* (fail closed: the caller then treats the
   run as strict) for as long as that text would have been remembered; nothing already
@@ -51,24 +56,53 @@ EVERY_RUN = "*"
 
 
 class _Run:
-    __slots__ = ("expiries", "index", "overflow_until")
+    __slots__ = ("entries", "held", "index", "overflow_until")
 
     def __init__(self, max_bytes: int) -> None:
         self.index = TextIndex(max_bytes=max_bytes)
-        self.expiries: deque[float] = deque()  # one per text, oldest first, like the index
+        # One per text, oldest first, like the index: (when it expires, what it is).
+        self.entries: deque[tuple[float, tuple[str, str]]] = deque()
+        # Each held (text, source): the latest expiry asked for (renewals included).
+        self.held: dict[tuple[str, str], float] = {}
         self.overflow_until = float("-inf")
 
+    def renew(self, item: tuple[str, str], until: float) -> bool:
+        """Keep a held ``item`` until ``until``; False if it is not held."""
+        if item not in self.held:
+            return False
+        self.held[item] = until
+        return True
+
+    def add(self, item: tuple[str, str], prepared: str, until: float) -> bool:
+        """Index ``item`` (its text already through ``_with_json_leaves``)."""
+        if not self.index._add_prepared(prepared, item[1]):
+            return False
+        self.entries.append((until, item))
+        self.held[item] = until
+        return True
+
     def expire(self, now: float) -> None:
+        entries = self.entries
         count = 0
-        while count < len(self.expiries) and self.expiries[count] <= now:
+        while count < len(entries) and entries[count][0] <= now:
             count += 1
-        if count:
-            for _ in range(count):
-                self.expiries.popleft()
-            self.index._drop_oldest(count)
+        if not count:
+            return
+        again: list[int] = []
+        for at in range(count):
+            _, item = entries.popleft()
+            until = self.held[item]
+            if until > now:
+                again.append(at)
+                entries.append((until, item))
+            else:
+                del self.held[item]
+        # A renewed text moves to the end, as if served just now: the order of
+        # ``entries`` stays the index's order, and no text leaves before its time.
+        self.index._drop_oldest(count, again)
 
     def idle(self, now: float) -> bool:
-        return not self.expiries and self.overflow_until <= now
+        return not self.entries and self.overflow_until <= now
 
 
 class TaintMemory:
@@ -116,7 +150,7 @@ class TaintMemory:
         the run is marked overflowed; past ``max_runs_per_token`` or ``max_runs`` a
         least recently used run is forgotten and its token marked overflowed."""
         _check_key(key)
-        text = _with_json_leaves(text)
+        item = (text, source)
         with self._lock:
             now = self._clock()
             run = self._get(key)
@@ -124,19 +158,24 @@ class TaintMemory:
                 run = self._create(key, now)
             self._touch(key)
             run.expire(now)
-            room = self._max_bytes - run.index.size_bytes
-            if len(text) > room or _utf8_size(text) > room:  # the first test saves encoding
-                run.overflow_until = max(run.overflow_until, now + self._ttl)
-            elif run.index._add_prepared(text, source):
-                run.expiries.append(now + self._ttl)
-            else:  # cannot happen (room was checked): fail closed all the same
-                run.overflow_until = max(run.overflow_until, now + self._ttl)
+            until = now + self._ttl
+            if not run.renew(item, until):
+                self._add(run, item, until)
             self._sweep(now)
             while len(self._runs) + len(self._scoped) > self._max_runs:
                 victim = next(iter(self._runs), None)
                 if victim is None or (victim == key and len(self._runs) == 1 and self._scoped):
                     victim = next(iter(self._scoped))
                 self._evict(victim, now)
+
+    def _add(self, run: _Run, item: tuple[str, str], until: float) -> None:
+        """Index a text not held yet; past the run's bytes, mark it overflowed instead."""
+        prepared = _with_json_leaves(item[0])
+        room = self._max_bytes - run.index.size_bytes
+        if len(prepared) > room or _utf8_size(prepared) > room:  # the first test saves encoding
+            run.overflow_until = max(run.overflow_until, until)
+        elif not run.add(item, prepared, until):  # cannot happen (room was checked)
+            run.overflow_until = max(run.overflow_until, until)  # fail closed all the same
 
     def find(self, key: tuple[str, str], value: Value) -> tuple[Hit, ...]:
         """Where ``value`` appears in the unexpired text served to the run ``key``
@@ -151,7 +190,7 @@ class TaintMemory:
         _check_key(key)
         with self._lock:
             run = self._live(key)
-            return run is not None and bool(run.expiries)
+            return run is not None and bool(run.entries)
 
     def overflowed(self, key: tuple[str, str]) -> bool:
         """Whether the run ``key`` was served more than it could remember, or a run of
