@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vertex_tools.broker.auth import _DUMMY
 from vertex_tools.errors import TokenError
 from vertex_tools.signing import (
     canonical_request,
@@ -179,3 +182,50 @@ def test_signature_header_reveals_nothing_of_the_token() -> None:
 @given(st.text(max_size=300))
 def test_signature_header_parser_never_crashes(text: str) -> None:
     parse_signature_header(text)
+
+
+@given(
+    seed=st.binary(min_size=32, max_size=32),
+    message=st.binary(max_size=300),
+    flip=st.integers(0, 8 * 96 - 1),
+)
+def test_signature_checks_agree_with_openssl(seed: bytes, message: bytes, flip: int) -> None:
+    """The broker's check (libsodium) accepts exactly what OpenSSL's accepts, here for
+    genuine signatures and for every single-bit change of key or signature."""
+    key = Ed25519PrivateKey.from_private_bytes(seed)
+    public, signature = key.public_key().public_bytes_raw(), key.sign(message)
+
+    def openssl(public: bytes, signature: bytes) -> bool:
+        try:
+            Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    assert verify_signature(public, signature, message)
+    both = bytearray(public + signature)
+    both[flip // 8] ^= 1 << (flip % 8)
+    changed_public, changed_signature = bytes(both[:32]), bytes(both[32:])
+    expected = openssl(changed_public, changed_signature)
+    assert verify_signature(changed_public, changed_signature, message) is expected
+    assert expected is False
+
+
+@pytest.mark.parametrize(("public_len", "signature_len"), [(31, 64), (33, 64), (32, 63), (32, 65)])
+def test_a_key_or_signature_of_the_wrong_size_never_verifies(
+    public_len: int, signature_len: int
+) -> None:
+    key = Ed25519PrivateKey.from_private_bytes(bytes(32))
+    signature = key.sign(b"m")
+    public = key.public_key().public_bytes_raw()
+    assert verify_signature(public, signature, b"m")
+    assert not verify_signature((public * 2)[:public_len], (signature * 2)[:signature_len], b"m")
+
+
+def test_an_unknown_token_id_is_checked_against_a_real_key() -> None:
+    """Unknown ids are verified against a stand-in key, so they cost what a wrong
+    signature costs: it must be a real key (libsodium refuses a small-order one, such
+    as all zeros, without the work)."""
+    key = Ed25519PrivateKey.from_private_bytes(bytes(32))
+    assert _DUMMY.public_key == key.public_key().public_bytes_raw()
+    assert verify_signature(_DUMMY.public_key, key.sign(b"m"), b"m")

@@ -30,11 +30,9 @@ from dataclasses import dataclass
 from typing import Final
 
 import blake3
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vertex_tools.broker.headers import REQUEST_HEADER_ALLOWLIST
-from vertex_tools.tokens import load_public_key
 
 __all__ = [
     "SCHEME",
@@ -141,9 +139,22 @@ def sign_request(
 
 
 def verify_signature(public_key: bytes, signature: bytes, message: bytes) -> bool:
-    """True when ``signature`` over ``message`` verifies with the raw ``public_key``."""
+    """True when ``signature`` over ``message`` verifies with the raw ``public_key``.
+
+    Verified with libsodium (PyNaCl): the broker checks one signature per signed
+    call, and libsodium's check takes about half the time of OpenSSL's (54 against
+    108 us here, benchmarks/RESULTS.md). It is also the stricter of the two: it
+    refuses non-canonical signatures and small-order keys, so what it accepts
+    OpenSSL accepts too (tests/test_tokens.py checks both on the same inputs).
+    Imported on first use, so a client that only signs does not load it.
+    """
+    if len(public_key) != 32 or len(signature) != 64:
+        return False  # libsodium reads exactly 32 and 64 bytes: never hand it fewer
+    from nacl.bindings import crypto_sign_open  # broker side only: see above
+    from nacl.exceptions import BadSignatureError
+
     try:
-        load_public_key(public_key).verify(signature, message)
-    except (InvalidSignature, ValueError):
+        crypto_sign_open(signature + message, public_key)
+    except BadSignatureError:
         return False
     return True

@@ -31,8 +31,14 @@ __all__ = ["AuthResult", "TokenLookup", "authenticate"]
 TokenLookup = Callable[[str], TokenRecord | None]
 
 # A record to verify against when the id is unknown, so an unknown token costs
-# the same work as a known one with the wrong secret.
-_DUMMY = TokenRecord("tk_aaaaaaaaaaaaaaaa", "", b"\x00" * 32, b"\x00" * 32, 0.0, 0.0)
+# the same work as a known one with the wrong secret. Its public key must be a
+# valid one (here the key of the all-zero seed): libsodium refuses a small-order
+# key, such as all zeros, before doing the work, which would tell the caller that
+# the id is unknown (tests/test_tokens.py checks it is the real key).
+_DUMMY_PUBLIC_KEY = bytes.fromhex(
+    "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29"
+)
+_DUMMY = TokenRecord("tk_aaaaaaaaaaaaaaaa", "", _DUMMY_PUBLIC_KEY, b"\x00" * 32, 0.0, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
