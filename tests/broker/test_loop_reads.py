@@ -16,6 +16,8 @@ from tests.conftest import SECRET, Deployment
 from vertex_tools.broker.dbthread import DbThread
 from vertex_tools.broker.loopread import Fallback, LoopReader
 from vertex_tools.local import LocalBroker
+from vertex_tools.store import SqliteStore
+from vertex_tools.tokens import mint_token
 from vertex_tools.vault import SecretValue
 
 
@@ -98,6 +100,39 @@ def test_loop_reader_keeps_a_value_only_for_an_unchanged_row(tmp_path: Path) -> 
     assert reader.secret("k") is None
     reader.close()
     writer.close()
+
+
+def test_token_and_remembered_secret_come_from_one_read_of_the_rows_stored_now(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "state.db"
+    store = SqliteStore(db)
+    issued = mint_token("reader", now=time.time(), ttl=60)
+    store.add_token(issued.record)
+    token_id = issued.record.token_id
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("CREATE TABLE vault_entries (name TEXT PRIMARY KEY, key_id, nonce, ciphertext)")
+    writer.execute("INSERT INTO vault_entries VALUES ('k', 'a', x'01', x'02')")
+    reader = LoopReader(db)
+    record, value = reader.token_and_secret(token_id, "k")
+    assert (record, value) == (issued.record, None)  # never opened: the database thread opens it
+    reader.keep("k", reader.stamp("k"), SecretValue("one"))
+    record, value = reader.token_and_secret(token_id, "k")
+    assert record == issued.record and value is not None and value.reveal() == "one"
+    assert reader.token_and_secret(token_id, None) == (issued.record, None)  # no upstream
+    assert reader.token_and_secret("tk_0000000000000000", "k") == (None, None)
+    store.revoke_token(token_id, now=time.time())
+    record, value = reader.token_and_secret(token_id, "k")
+    assert record is not None and record.revoked is not None  # the revocation is seen at once
+    writer.execute("UPDATE vault_entries SET nonce = x'03' WHERE name = 'k'")
+    assert reader.token_and_secret(token_id, "k")[1] is None  # the row changed: forgotten
+    assert reader.secret("k") is None
+    writer.execute("DELETE FROM vault_entries")
+    reader.keep("k", None, SecretValue("two"))
+    assert reader.token_and_secret(token_id, "k")[1] is None
+    reader.close()
+    writer.close()
+    store.close()
 
 
 def test_db_thread_runs_in_order_on_one_thread_and_reports_errors() -> None:

@@ -44,6 +44,11 @@ _ROW_BY_ID = (
     "FROM tokens WHERE token_id = ?"
 )
 _VAULT_ROW = "SELECT key_id, nonce, ciphertext FROM vault_entries WHERE name = ?"
+_ROW_AND_VAULT = (
+    "SELECT t.token_id, t.grant_name, t.public_key, t.verifier, t.created, t.expires, "
+    "t.revoked, t.last_used, v.key_id, v.nonce, v.ciphertext "
+    "FROM tokens AS t LEFT JOIN vault_entries AS v ON v.name = ? WHERE t.token_id = ?"
+)
 _MAX_SECRETS = 256
 
 RowStamp = tuple[object, ...]
@@ -75,6 +80,24 @@ class LoopReader:
         """The token's record, or None; ``Fallback`` if SQLite would have to wait."""
         rows = self._read(_ROW_BY_ID, token_id)
         return token_from_row(rows[0]) if rows else None
+
+    def token_and_secret(
+        self, token_id: str, name: str | None
+    ) -> tuple[TokenRecord | None, SecretValue | None]:
+        """:meth:`token`, and :meth:`secret` of ``name`` (None: no upstream), in one
+        read when a value is remembered; ``Fallback`` if SQLite would have to wait."""
+        kept = self._secrets.get(name) if name is not None else None
+        if name is None or kept is None:
+            return self.token(token_id), None
+        rows = self._read(_ROW_AND_VAULT, name, token_id)
+        if not rows:
+            return None, None
+        row = rows[0]
+        stamp = None if row[8] is None else row[8:]  # key_id is NOT NULL in a stored row
+        if stamp != kept[0]:
+            del self._secrets[name]
+            return token_from_row(row[:8]), None
+        return token_from_row(row[:8]), kept[1]
 
     def stamp(self, name: str) -> RowStamp | None:
         """What the vault entry ``name`` is stored as now (None: no such entry)."""
@@ -114,9 +137,9 @@ class LoopReader:
         self._secrets.clear()
         self._conn.close()
 
-    def _read(self, sql: str, key: str) -> list[tuple[object, ...]]:
+    def _read(self, sql: str, *keys: str) -> list[tuple[object, ...]]:
         try:
             # fetchall: the statement is finished, so no read transaction stays open.
-            return list(self._conn.execute(sql, (key,)).fetchall())
+            return list(self._conn.execute(sql, keys).fetchall())
         except sqlite3.Error as exc:
             raise Fallback(str(exc)) from exc

@@ -70,6 +70,7 @@ from vertex_tools.errors import (
 from vertex_tools.policy import LoadedPolicy
 from vertex_tools.policy.engine import RequestFacts, Resolved, Verdict, decide
 from vertex_tools.store import Admission, AdmissionResult, SqliteStore
+from vertex_tools.tokens import TokenRecord
 from vertex_tools.vault import SecretValue
 
 __all__ = ["Incoming", "Outgoing", "Pipeline", "refusal"]
@@ -417,14 +418,22 @@ class Pipeline:
         if reader is None:
             return None
         policy = call.loaded.policy
+        named = policy.upstreams.get(call.upstream)
+        name = named.secret if named is not None else None
+        secrets_read: list[SecretValue | None] = []
+
+        def lookup(token_id: str) -> TokenRecord | None:
+            record, value = reader.token_and_secret(token_id, name)
+            secrets_read.append(value)
+            return record
+
         try:
-            found = check(reader.token)
-            named = policy.upstreams.get(call.upstream)
-            if found.record is not None and named is not None:
-                # None when not remembered: step 5 opens it on the database thread.
-                call.secret = reader.secret(named.secret)
+            found = check(lookup)
         except Fallback:
             return None
+        if found.record is not None and secrets_read:
+            # None when not remembered: step 5 opens it on the database thread.
+            call.secret = secrets_read[-1]
         return found
 
     async def _refuse_admitted(
