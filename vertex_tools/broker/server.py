@@ -9,6 +9,7 @@ start a broker and wait for it (the embedded local broker does).
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import json
 import logging
@@ -32,6 +33,22 @@ from vertex_tools.store.location import StoreLocation
 __all__ = ["bind", "serve"]
 
 log = logging.getLogger("vertex_tools.broker")
+
+_GC_YOUNG_THRESHOLD = 10_000
+
+
+def _tune_gc() -> None:
+    """Once started: the objects built so far (modules, policy, catalogs) will live as
+    long as the process, so they leave the collector's view (``gc.freeze``), and
+    the youngest generation is collected after 10,000 net new objects instead of
+    700. Every forwarded call allocates hundreds of short-lived objects; with the
+    defaults, collections took about 36 us per call under load (and full ones
+    27 ms pauses), with this about 3 us (benchmarks/RESULTS.md). Garbage that is
+    not in a cycle is freed at once as before; cycles wait a little longer."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(_GC_YOUNG_THRESHOLD, middle, old)
 
 
 def bind(
@@ -112,6 +129,7 @@ def serve(
     sock, url = bind(listen, uds, allow_remote=allow_remote)
 
     def ready() -> None:
+        _tune_gc()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(
             signal.SIGHUP, lambda: asyncio.ensure_future(runtime.reload_policy(force=True))
