@@ -37,6 +37,7 @@ non-ASCII) makes every escape a hit, and such a body takes ~20 ms.
 from __future__ import annotations
 
 import base64
+import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import AnyStr, Generic
@@ -130,7 +131,27 @@ class Scrubber:
 
         A name cannot carry a replacement (``[`` is not a token character),
         so such a header is removed whole rather than mangled.
+
+        The result is always that of scrubbing each name and value on its own.
+        Most answers' headers hold no trace of a secret, so one
+        :meth:`_Engine.may_hold` test over all names and values joined comes
+        first: a trace in any one of them is a trace in the joined text, so
+        when the test finds none, every per-header scrub would have returned
+        its input unchanged. Anything but plain ``str`` pairs takes the
+        per-header path at once, so odd input fails as it always did.
         """
+        pairs: list[tuple[str, str]] = []
+        rest = iter(headers)
+        for name, value in rest:
+            pairs.append((name, value))
+            if type(name) is not str or type(value) is not str:
+                break  # the per-header path, for this pair and the rest
+        else:  # all plain str pairs
+            if not self._text.may_hold("\n".join(map("\n".join, pairs))):
+                return pairs
+        return self._scrub_each(itertools.chain(pairs, rest))
+
+    def _scrub_each(self, headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         cleaned: list[tuple[str, str]] = []
         for name, value in headers:
             if self._text.scrub(name) != name:
@@ -237,6 +258,13 @@ def _base64_cores(secret: bytes) -> set[str]:
     return cores
 
 
+def _fewest(needles: list[AnyStr]) -> tuple[AnyStr, ...]:
+    """``needles`` less any that contains another: where it occurs, so does the other."""
+    unique = set(needles)
+    kept = [n for n in unique if not any(o != n and o in n for o in unique)]
+    return tuple(sorted(kept, key=lambda n: (len(n), n)))
+
+
 def _find_all(data: AnyStr, needle: AnyStr) -> Iterator[int]:
     """Every start of ``needle`` in ``data``, overlapping ones included."""
     at = data.find(needle)
@@ -282,6 +310,12 @@ class _Engine(Generic[AnyStr]):
         self._masked: tuple[tuple[AnyStr, _Splits, _Splits], ...] = tuple(
             self._with_splits(encode(s)) for s in secrets if len(s) >= _MASKED_MIN
         )
+        # what may_hold looks for: the literals that every span scrub() finds
+        # starts from (see may_hold)
+        needles: list[AnyStr] = list(self._literals + self._b64_cores)
+        for secret, _, _ in self._masked:
+            needles += [secret[-_SUFFIX_MIN:], secret[:_PREFIX_MIN]]
+        self._needles: tuple[AnyStr, ...] = _fewest(needles)
 
     def _with_splits(self, secret: AnyStr) -> tuple[AnyStr, _Splits, _Splits]:
         """``secret`` with the other places a mask could meet it.
@@ -320,6 +354,35 @@ class _Engine(Generic[AnyStr]):
                     until += _LONGEST_TOKEN
                 suffix.append((length, until))
         return secret, tuple(reversed(prefix)), tuple(reversed(suffix))
+
+    def may_hold(self, data: AnyStr) -> bool:
+        """False only when :meth:`scrub` would certainly return ``data`` unchanged.
+
+        Sound because it looks for what every span of :meth:`scrub` starts from:
+
+        - a literal secret: that literal;
+        - a base64 token: one of ``_b64_cores``, found by ``find``;
+        - an escaped form: ``_escaped_forms`` runs ``_forms`` only in windows
+          around hits of ``_escape_finders`` and adds nothing without a hit;
+        - a masked form: ``_masked_forms`` adds spans only in its two loops,
+          over the occurrences of ``secret[-_SUFFIX_MIN:]`` (every suffix-side
+          form, whatever the split or mask) and of ``secret[:_PREFIX_MIN]``
+          (every prefix-only form: its visible prefix is at least that long).
+
+        ``_needles`` holds those literals, less any containing another (which
+        is then found too). With no needle and no finder hit, ``scrub`` has no
+        span and returns ``data`` itself. The finders have no anchors,
+        lookarounds or word boundaries, and a substring is found in any text
+        around it, so when this is False for a text it is False for every
+        piece of it: one call can clear many values joined together.
+
+        A new kind of form in :meth:`scrub` needs its needle here too; the
+        property tests compare the two on text full of near and exact forms.
+        """
+        for needle in self._needles:
+            if needle in data:
+                return True
+        return any(finder.search(data) is not None for finder in self._escape_finders)
 
     def scrub(self, data: AnyStr) -> AnyStr:
         """Return ``data`` with every span holding a secret form replaced (``data`` if none)."""
