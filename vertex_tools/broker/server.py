@@ -44,8 +44,9 @@ def _tune_gc() -> None:
     700. Every forwarded call allocates hundreds of short-lived objects; with the
     defaults, collections took about 36 us per call under load (and full ones
     27 ms pauses), with this about 3 us (benchmarks/RESULTS.md). Garbage that is
-    not in a cycle is freed at once as before; cycles wait a little longer."""
-    gc.collect()
+    not in a cycle is freed at once as before; cycles wait a little longer. No
+    ``gc.collect()`` first: it would add about 12 ms to the start (a target of its
+    own) to free the few cycles start-up leaves, which now stay."""
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(_GC_YOUNG_THRESHOLD, middle, old)
