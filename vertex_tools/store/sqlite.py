@@ -80,6 +80,20 @@ _SELECT_TOKENS = (
 _WINDOW = 86400.0
 
 
+class _Batch:
+    """What the admissions of one ``admit_many`` transaction have read and changed so
+    far: each rate bucket's arrival time (None: no row yet), the buckets changed (in
+    order) and each token's newest use. Kept in memory within the transaction, which
+    holds the write lock: the same values the table would give back."""
+
+    __slots__ = ("changed", "tats", "used")
+
+    def __init__(self) -> None:
+        self.tats: dict[str, float | None] = {}
+        self.changed: dict[str, None] = {}
+        self.used: dict[str, float] = {}
+
+
 class SqliteStore(Closing):
     """State in one SQLite file (``vertex.db`` in the data directory)."""
 
@@ -215,10 +229,23 @@ class SqliteStore(Closing):
         durable = any(
             a.spend is not None or (a.nonce is not None and not a.nonce_logged) for a in admissions
         )
+        batch = _Batch()
         with self._tx(durable=durable) as cur:
-            return [self._admit(cur, admission) for admission in admissions]
+            results = [self._admit(cur, admission, batch) for admission in admissions]
+            # Written once per batch, as the last of its admissions left them: a
+            # batch of one token's calls updates its row and its bucket once.
+            cur.executemany(
+                "UPDATE tokens SET last_used = ? WHERE token_id = ?",
+                [(now, token_id) for token_id, now in batch.used.items()],
+            )
+            cur.executemany(
+                "INSERT INTO rate_buckets (key, tat) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET tat = excluded.tat",
+                [(key, batch.tats[key]) for key in batch.changed],
+            )
+        return results
 
-    def _admit(self, cur: sqlite3.Cursor, admission: Admission) -> AdmissionResult:
+    def _admit(self, cur: sqlite3.Cursor, admission: Admission, batch: _Batch) -> AdmissionResult:
         now = admission.now
         if admission.nonce is not None:
             try:
@@ -232,10 +259,10 @@ class SqliteStore(Closing):
                     "signature.nonce",
                     "this signed request was already used; sign every request afresh",
                 )
-        cur.execute("UPDATE tokens SET last_used = ? WHERE token_id = ?", (now, admission.token_id))
+        batch.used[admission.token_id] = max(now, batch.used.get(admission.token_id, now))
         new_tats: list[tuple[str, float]] = []
         for bucket in admission.rates:
-            outcome = self._rate(cur, bucket, now)
+            outcome = self._rate(cur, bucket, now, batch)
             if isinstance(outcome, AdmissionResult):
                 return outcome
             new_tats.append((bucket.key, outcome))
@@ -250,11 +277,9 @@ class SqliteStore(Closing):
                     f"{used + spend.amount}, over the ceiling of {spend.per_day}",
                     details={"used": used, "limit": spend.per_day},
                 )
-        cur.executemany(
-            "INSERT INTO rate_buckets (key, tat) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET tat = excluded.tat",
-            new_tats,
-        )
+        for key, tat in new_tats:
+            batch.tats[key] = tat
+            batch.changed[key] = None
         reservation: int | None = None
         if spend is not None:
             cur.execute(
@@ -266,12 +291,19 @@ class SqliteStore(Closing):
         return AdmissionResult(reservation=reservation)
 
     @staticmethod
-    def _rate(cur: sqlite3.Cursor, bucket: RateKey, now: float) -> AdmissionResult | float:
+    def _rate(
+        cur: sqlite3.Cursor, bucket: RateKey, now: float, batch: _Batch
+    ) -> AdmissionResult | float:
         # GCRA: one stored "theoretical arrival time" per bucket; bursts up to the limit.
         period = float(bucket.rate.period)
         interval = period / bucket.rate.limit
-        row = cur.execute("SELECT tat FROM rate_buckets WHERE key = ?", (bucket.key,)).fetchone()
-        tat = max(float(row[0]) if row else now, now)
+        if bucket.key not in batch.tats:
+            row = cur.execute(
+                "SELECT tat FROM rate_buckets WHERE key = ?", (bucket.key,)
+            ).fetchone()
+            batch.tats[bucket.key] = float(row[0]) if row else None
+        stored = batch.tats[bucket.key]
+        tat = max(stored if stored is not None else now, now)
         new_tat = tat + interval
         # Unix times near 1.8e9 carry ~0.2 us of float error; allow 10 us of slack.
         if new_tat - now > period + 1e-5:
