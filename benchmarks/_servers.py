@@ -2,10 +2,15 @@
 
     python benchmarks/_servers.py upstream --port P --key K
     python benchmarks/_servers.py proxy --port P --upstream URL --key K
+    python benchmarks/_servers.py asgi --port P --upstream URL --key K
 
 ``upstream`` is a minimal aiohttp app answering ``GET /items/{id}`` like the demo's
 echo stand-in, but without recording every request (the stand-in keeps a list of
 them, which would grow under wrk). It checks the injected key, as the stand-in does.
+
+``asgi`` (used by cpu_per_call.py only) is the same pass-through on the broker's
+own stack: uvicorn with httptools on uvloop, an ASGI app, one aiohttp ClientSession.
+It shows what the broker's framework costs per call before any of its own work.
 
 ``proxy`` is the bare pass-through the broker is measured against: an aiohttp
 server and one shared aiohttp ClientSession, forwarding method, path, query and
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -71,13 +77,69 @@ def proxy_app(upstream: str, key: str) -> web.Application:
     return app
 
 
+def asgi_app(upstream: str, key: str) -> Any:
+    """The pass-through as a plain ASGI app (no framework), for uvicorn."""
+    state: dict[str, aiohttp.ClientSession] = {}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    state["session"] = aiohttp.ClientSession(
+                        connector=aiohttp.TCPConnector(limit=0), auto_decompress=False
+                    )
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await state["session"].close()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        target = upstream + scope["path"]
+        if scope["query_string"]:
+            target += "?" + scope["query_string"].decode("latin-1")
+        headers = {"Authorization": f"Bearer {key}"}
+        async with state["session"].request(
+            scope["method"], target, headers=headers, data=body or None
+        ) as response:
+            payload = await response.read()
+            out = [
+                (k.lower().encode("latin-1"), v.encode("latin-1"))
+                for k, v in response.headers.items()
+                if k.lower() not in _HOP
+            ]
+        out.append((b"content-length", str(len(payload)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": out})
+        await send({"type": "http.response.body", "body": payload})
+
+    return app
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("role", choices=["upstream", "proxy"])
+    parser.add_argument("role", choices=["upstream", "proxy", "asgi"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--upstream", default="")
     args = parser.parse_args()
+    if args.role == "asgi":
+        import uvicorn
+
+        uvicorn.run(
+            asgi_app(args.upstream, args.key),
+            host="127.0.0.1",
+            port=args.port,
+            loop="auto",
+            http="httptools",
+            log_level="warning",
+            access_log=False,
+        )
+        return
     app = upstream_app(args.key) if args.role == "upstream" else proxy_app(args.upstream, args.key)
     try:
         import uvloop
