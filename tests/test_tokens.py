@@ -229,3 +229,11 @@ def test_an_unknown_token_id_is_checked_against_a_real_key() -> None:
     key = Ed25519PrivateKey.from_private_bytes(bytes(32))
     assert _DUMMY.public_key == key.public_key().public_bytes_raw()
     assert verify_signature(_DUMMY.public_key, key.sign(b"m"), b"m")
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_any_bytes_like_key_and_signature_are_checked_alike(kind: type) -> None:
+    key = Ed25519PrivateKey.from_private_bytes(bytes(32))
+    public, signature = key.public_key().public_bytes_raw(), key.sign(b"m")
+    assert verify_signature(kind(public), kind(signature), kind(b"m"))
+    assert not verify_signature(kind(public), kind(signature), kind(b"n"))

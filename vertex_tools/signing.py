@@ -146,10 +146,14 @@ def verify_signature(public_key: bytes, signature: bytes, message: bytes) -> boo
     108 us here, benchmarks/RESULTS.md). It is also the stricter of the two: it
     refuses non-canonical signatures and small-order keys, so what it accepts
     OpenSSL accepts too (tests/test_tokens.py checks both on the same inputs).
-    Imported on first use, so a client that only signs does not load it.
+    Imported on first use, so a client that only signs does not load it; the
+    broker loads it at start (``broker/auth.py``).
     """
+    # Plain bytes (PyNaCl's C call takes nothing else), and exactly 32 and 64 of them:
+    # libsodium reads that many, so it is never handed fewer.
+    public_key, signature, message = bytes(public_key), bytes(signature), bytes(message)
     if len(public_key) != 32 or len(signature) != 64:
-        return False  # libsodium reads exactly 32 and 64 bytes: never hand it fewer
+        return False
     from nacl.bindings import crypto_sign_open  # broker side only: see above
     from nacl.exceptions import BadSignatureError
 

@@ -79,3 +79,13 @@ def test_a_batch_leaves_what_one_at_a_time_leaves(
             assert batched.admit_many(probe)[0].reason == single.admit_many(again)[0].reason
         batched.close()
         single.close()
+
+
+def test_a_tokens_last_use_is_the_latest_of_its_batch(tmp_path: Path) -> None:
+    """Concurrent calls read the clock before they queue: a batch may hold them out
+    of order, and the token's last use is still the latest of them."""
+    store, ids = _store(tmp_path, "s")
+    store.admit_many([Admission(ids[0], NOW + 5), Admission(ids[0], NOW + 1)])
+    record = store.get_token(ids[0])
+    assert record is not None and record.last_used == NOW + 5
+    store.close()

@@ -20,6 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+# libsodium, which verify_signature uses, loaded when the broker starts: a broken
+# PyNaCl install then stops the start instead of failing the first signed call.
+import nacl.bindings  # noqa: F401
+
 from vertex_tools.decision import Decision, Reason
 from vertex_tools.errors import TokenError
 from vertex_tools.policy.models import Policy

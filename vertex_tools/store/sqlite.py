@@ -84,7 +84,9 @@ class _Batch:
     """What the admissions of one ``admit_many`` transaction have read and changed so
     far: each rate bucket's arrival time (None: no row yet), the buckets changed (in
     order) and each token's newest use. Kept in memory within the transaction, which
-    holds the write lock: the same values the table would give back."""
+    holds the write lock: the same values the table would give back. A token's last
+    use is the latest time among its admissions, also when calls that read the clock
+    in one order reach the batch in another."""
 
     __slots__ = ("changed", "tats", "used")
 

@@ -45,6 +45,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from itertools import islice
 
+import blake3
+
 from vertex_tools.taint._match import Hit, TextIndex, Value, _find, _utf8_size, _with_json_leaves
 
 __all__ = ["TaintMemory"]
@@ -61,19 +63,20 @@ class _Run:
     def __init__(self, max_bytes: int) -> None:
         self.index = TextIndex(max_bytes=max_bytes)
         # One per text, oldest first, like the index: (when it expires, what it is).
-        self.entries: deque[tuple[float, tuple[str, str]]] = deque()
-        # Each held (text, source): the latest expiry asked for (renewals included).
-        self.held: dict[tuple[str, str], float] = {}
+        self.entries: deque[tuple[float, tuple[bytes, str]]] = deque()
+        # Each held (BLAKE3 of the text, source): the latest expiry asked for (renewals
+        # included). A digest, not the text: the index keeps the text in its own forms.
+        self.held: dict[tuple[bytes, str], float] = {}
         self.overflow_until = float("-inf")
 
-    def renew(self, item: tuple[str, str], until: float) -> bool:
+    def renew(self, item: tuple[bytes, str], until: float) -> bool:
         """Keep a held ``item`` until ``until``; False if it is not held."""
         if item not in self.held:
             return False
         self.held[item] = until
         return True
 
-    def add(self, item: tuple[str, str], prepared: str, until: float) -> bool:
+    def add(self, item: tuple[bytes, str], prepared: str, until: float) -> bool:
         """Index ``item`` (its text already through ``_with_json_leaves``)."""
         if not self.index._add_prepared(prepared, item[1]):
             return False
@@ -150,7 +153,7 @@ class TaintMemory:
         the run is marked overflowed; past ``max_runs_per_token`` or ``max_runs`` a
         least recently used run is forgotten and its token marked overflowed."""
         _check_key(key)
-        item = (text, source)
+        item = (_digest(text), source)
         with self._lock:
             now = self._clock()
             run = self._get(key)
@@ -160,7 +163,7 @@ class TaintMemory:
             run.expire(now)
             until = now + self._ttl
             if not run.renew(item, until):
-                self._add(run, item, until)
+                self._add(run, text, item, until)
             self._sweep(now)
             while len(self._runs) + len(self._scoped) > self._max_runs:
                 victim = next(iter(self._runs), None)
@@ -168,9 +171,9 @@ class TaintMemory:
                     victim = next(iter(self._scoped))
                 self._evict(victim, now)
 
-    def _add(self, run: _Run, item: tuple[str, str], until: float) -> None:
+    def _add(self, run: _Run, text: str, item: tuple[bytes, str], until: float) -> None:
         """Index a text not held yet; past the run's bytes, mark it overflowed instead."""
-        prepared = _with_json_leaves(item[0])
+        prepared = _with_json_leaves(text)
         room = self._max_bytes - run.index.size_bytes
         if len(prepared) > room or _utf8_size(prepared) > room:  # the first test saves encoding
             run.overflow_until = max(run.overflow_until, until)
@@ -266,6 +269,11 @@ class TaintMemory:
             if until > now:
                 break
             del self._evicted[token]
+
+
+def _digest(text: str) -> bytes:
+    """What identifies a text among those held (lone surrogates kept, never refused)."""
+    return blake3.blake3(text.encode("utf-8", "surrogatepass")).digest()
 
 
 def _check_key(key: tuple[str, str]) -> None:
