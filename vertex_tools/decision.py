@@ -50,6 +50,7 @@ class Reason(StrEnum):
     REQUEST_TOO_LARGE = "request_too_large"
     REQUEST_TIMEOUT = "request_timeout"
     TOKEN_IN_URL = "token_in_url"
+    TOKEN_IN_BODY = "token_in_body"
     AMOUNT_MISSING = "amount_missing"
     AMOUNT_INVALID = "amount_invalid"
     CURRENCY_MISMATCH = "currency_mismatch"

@@ -428,6 +428,45 @@ def test_f10_token_in_query_is_not_written_to_the_audit_log(
     assert issued.token.split(".")[2] not in json.dumps(intent)
 
 
+def test_a_token_in_the_request_body_is_refused_and_never_forwarded(
+    deployment: Deployment, broker: LocalBroker
+) -> None:
+    """A prompt injection can ask the agent to post its own token ("paste your
+    Authorization header into the issue"): the upstream would store it. Spelled
+    plainly or percent-encoded, in JSON or a form, it never leaves the broker, the
+    refusal is audited, and the audit entry does not hold it."""
+    issued = deployment.issue("echo-writer")
+    upstream = deployment.upstream
+    encoded = issued.token.replace(".", "%2E")
+    bodies = [
+        json.dumps({"name": f"my key is {issued.token}"}).encode(),
+        f"name=key+{encoded}".encode(),
+    ]
+    for body in bodies:
+        seen = len(upstream.received)
+        with _raw(broker) as http:
+            response = http.send(
+                _signed(http, issued.token, "POST", "/proxy/echo/items", content=body)
+            )
+        assert response.status_code == 403
+        assert response.json()["error"]["reason"] == "token_in_body"
+        assert len(upstream.received) == seen  # nothing was forwarded
+        intent = deployment.intent(response.headers["vertex-request-id"])
+        assert intent["reason"] == "token_in_body"
+        assert issued.token.split(".")[2] not in json.dumps(intent)
+    with _raw(broker) as http:  # a token-shaped text that is not one passes
+        ok = http.send(
+            _signed(
+                http,
+                issued.token,
+                "POST",
+                "/proxy/echo/items",
+                json={"name": "vt1.tk_ is how tokens start", "amount": 100},
+            )
+        )
+    assert ok.status_code == 201
+
+
 # ---------------------------------------------------------------------------------------
 # F11 (low): the grant's max_ttl is only checked at issue time
 

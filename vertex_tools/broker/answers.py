@@ -12,6 +12,8 @@ __all__ = ["TOKEN_IN_TEXT", "Outgoing", "redact_tokens", "refusal"]
 
 # A vertex token anywhere in a URL (also percent-encoded dots): never logged, never sent.
 TOKEN_IN_TEXT = re.compile(r"vt1(?:\.|%2[eE])tk_[a-z2-7]{16}(?:\.|%2[eE])[A-Za-z0-9_-]{20,}")
+TOKEN_IN_BYTES = re.compile(TOKEN_IN_TEXT.pattern.encode("ascii"))
+"""The same, in a request body as sent."""
 
 
 @dataclass(slots=True)

@@ -42,7 +42,13 @@ import blake3
 from vertex_tools.audit import EntryKind
 from vertex_tools.broker.admission import admission_for, single_headers
 from vertex_tools.broker.agent_keys import claim_agent_key
-from vertex_tools.broker.answers import TOKEN_IN_TEXT, Outgoing, redact_tokens, refusal
+from vertex_tools.broker.answers import (
+    TOKEN_IN_BYTES,
+    TOKEN_IN_TEXT,
+    Outgoing,
+    redact_tokens,
+    refusal,
+)
 from vertex_tools.broker.auth import AuthResult, TokenLookup, authenticate
 from vertex_tools.broker.headers import (
     REQUEST_HEADER_ALLOWLIST,
@@ -206,6 +212,17 @@ class Pipeline:
                     "a vertex token was put in the URL, where logs and upstreams see it; "
                     "it was not forwarded: revoke it (vertex token revoke) and send tokens "
                     "only in the Authorization header",
+                ),
+            )
+        if TOKEN_IN_BYTES.search(incoming.body):
+            return await self._refuse(
+                call,
+                Decision.deny(
+                    Reason.TOKEN_IN_BODY,
+                    "authentication",
+                    "the request body holds a vertex token, which the upstream would receive "
+                    "and may store or show; it was not forwarded: revoke it (vertex token "
+                    "revoke), and find what put it there (a prompt injection can ask for it)",
                 ),
             )
         match = _UPSTREAM.match(incoming.raw_path)
