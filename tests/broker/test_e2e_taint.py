@@ -21,6 +21,7 @@ from tests.broker.conftest import ClientFor, refused, run
 from tests.conftest import Deployment, make_deployment
 from vertex_tools import BrokerClient, BrokerRefused, Effect
 from vertex_tools.audit import AuditLog, EntryKind, verify_log
+from vertex_tools.decision import Reason
 from vertex_tools.demo.echo import EchoServer
 from vertex_tools.errors import ApprovalError
 from vertex_tools.local import LocalBroker
@@ -265,24 +266,25 @@ def test_a_token_scoped_grant_cannot_be_talked_out_of_its_memory(client_for: Cli
     assert error.decision.reason.value == "tainted_argument"
 
 
-def test_a_token_in_a_held_body_is_not_kept_or_shown(
+def test_a_token_pasted_into_a_request_is_refused_not_held(
     deployment: Deployment, broker: LocalBroker
 ) -> None:
-    """An agent tricked into pasting its token into a request: the held request's record
-    (what `vertex approvals show` prints) does not keep it."""
+    """An agent tricked into pasting its token into a request that would be held: it
+    is refused before anything is held (``token_in_body``), so no approval record,
+    which `vertex approvals show` prints, ever keeps it."""
     issued = deployment.issue("browser-approve")
+    with deployment.admin() as admin:
+        before = len(admin.approval_list(None))
     with broker.client(issued.token) as client:
         client.get("echo", "/pages/invoice", headers=run("run-n"))
-        held = refused(
+        error = refused(
             lambda: client.post(
                 "echo", "/items", json={"to": ATTACKER, "note": issued.token}, headers=run("run-n")
             )
         )
-    approval_id = held.decision.message.split("held for a human's approval as ", 1)[1][:19]
+    assert error.decision.reason == Reason.TOKEN_IN_BODY
     with deployment.admin() as admin:
-        record = admin.approval_get(approval_id)
-    secret_part = issued.token.rsplit(".", 1)[1]
-    assert secret_part not in str(record.request) and "[REDACTED]" in record.request["body"]
+        assert len(admin.approval_list(None)) == before
 
 
 @dataclass
