@@ -17,6 +17,7 @@ import argparse
 import datetime
 import os
 import platform
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -85,6 +86,11 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="rewrite benchmarks/RESULTS.md")
     parser.add_argument("--only", nargs="+", choices=list(SUITES), default=list(SUITES))
     args = parser.parse_args()
+    if "forwarding" in args.only and shutil.which("wrk") is None:
+        parser.error(
+            "the forwarding benchmark needs wrk (a load generator): install it "
+            "(Debian: apt-get install wrk), or leave it out: --only audit verify policy taint"
+        )
 
     started = datetime.datetime.now(datetime.UTC)
     load_before = loadavg()
