@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,7 @@ from vertex_tools.signing import sign_request
 from vertex_tools.tokens import derive_signing_key, parse_token
 
 KEY = "sk_test_bench0000000000000000000000"
+STARTS = 7  # broker starts measured; the table gives their median and range
 SIGNED_TARGET = "/proxy/echo/items/1"
 HERE = Path(__file__).resolve().parent
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -218,7 +220,15 @@ def run(seconds: int) -> tuple[list[Row], list[str]]:
         wait_http("127.0.0.1", up_port, "/items/1", {"Authorization": f"Bearer {KEY}"}, 20)
         wait_http("127.0.0.1", bare_port, "/items/1", {}, 20)
         home, env, token = bench_home(f"http://127.0.0.1:{up_port}", KEY, rate="1000000/second")
-        health_s, first_s = startup(home.root, env, token)
+        # One start is at the mercy of whatever else this shared machine does at that
+        # moment (0.39-0.58 s seen): the median of several, with their range.
+        starts = [startup(home.root, env, token) for _ in range(STARTS)]
+        health_s = statistics.median(h for h, _ in starts)
+        first_s = statistics.median(f for _, f in starts)
+        spread = {
+            "health": (min(h for h, _ in starts), max(h for h, _ in starts)),
+            "first": (min(f for _, f in starts), max(f for _, f in starts)),
+        }
         with LocalBroker(home.root, env=env, listen="tcp") as broker:
             assert broker.url is not None
             assert broker.pid is not None
@@ -304,7 +314,7 @@ def run(seconds: int) -> tuple[list[Row], list[str]]:
     rows.append(
         Row(
             "broker start to first /healthz 200",
-            f"{health_s:.2f} s",
+            f"{health_s:.2f} s ({spread['health'][0]:.2f}-{spread['health'][1]:.2f})",
             target="<= 0.5 s",
             met=health_s <= 0.5,
         )
@@ -312,7 +322,7 @@ def run(seconds: int) -> tuple[list[Row], list[str]]:
     rows.append(
         Row(
             "broker start to first proxied 200",
-            f"{first_s:.2f} s",
+            f"{first_s:.2f} s ({spread['first'][0]:.2f}-{spread['first'][1]:.2f})",
             target="<= 0.5 s",
             met=first_s <= 0.5,
         )
