@@ -35,7 +35,6 @@ import time
 from collections.abc import Sequence
 
 from vertex_tools._closing import Closing
-from vertex_tools.decision import Reason
 from vertex_tools.errors import ApprovalError, StoreError
 from vertex_tools.store._pg import (
     LOCK_APPROVAL,
@@ -57,6 +56,7 @@ from vertex_tools.store.base import (
     RateKey,
 )
 from vertex_tools.store.dsn import PostgresDsn
+from vertex_tools.store.limits import WINDOW_S, next_arrival, over_window, replayed
 from vertex_tools.store.migrations import Migration, connect_checked, migrate
 from vertex_tools.store.rows import approval_from_row, console_session_from_row, token_from_row
 from vertex_tools.tokens import TokenRecord
@@ -71,7 +71,6 @@ _SELECT_APPROVALS = (
     "SELECT approval_id, token_id, grant_name, digest, state, created, expires, request, taint, "
     "decided, decided_by, note, used FROM approvals"
 )
-_WINDOW = 86400.0
 
 
 def initialise_postgres(dsn: PostgresDsn, *, actor: str) -> list[Migration]:
@@ -161,11 +160,7 @@ class PostgresStore(Closing):
                     (admission.token_id, admission.nonce, admission.nonce_expires),
                 )
                 if cur.rowcount != 1:
-                    return AdmissionResult(
-                        Reason.REPLAYED_REQUEST,
-                        "signature.nonce",
-                        "this signed request was already used; sign every request afresh",
-                    )
+                    return replayed()
             cur.execute(
                 "UPDATE tokens SET last_used = %s WHERE token_id = %s", (now, admission.token_id)
             )
@@ -179,15 +174,10 @@ class PostgresStore(Closing):
             if spend is not None and spend.per_day is not None:
                 # Held to commit: the next reservation's sum then includes this one.
                 advisory_lock(cur, LOCK_SPEND, f"{spend.grant}\n{spend.currency}")
-                used = self._used(cur, spend.grant, spend.currency, now - _WINDOW)
-                if used + spend.amount > spend.per_day:
-                    return AdmissionResult(
-                        Reason.SPEND_WINDOW_EXCEEDED,
-                        spend.rule,
-                        f"{spend.amount} {spend.currency} would bring the last 24 hours to "
-                        f"{used + spend.amount}, over the ceiling of {spend.per_day}",
-                        details={"used": used, "limit": spend.per_day},
-                    )
+                used = self._used(cur, spend.grant, spend.currency, now - WINDOW_S)
+                refused = over_window(spend, used)
+                if refused is not None:
+                    return refused
             if new_tats:
                 cur.executemany("UPDATE rate_buckets SET tat = %s WHERE key = %s",
                                 [(tat, key) for key, tat in new_tats])  # fmt: skip
@@ -215,27 +205,15 @@ class PostgresStore(Closing):
 
     @staticmethod
     def _rate(cur: PgCursor, bucket: RateKey, now: float) -> AdmissionResult | float:
-        # GCRA, as in SqliteStore. The row is created first (if missing) so that
-        # FOR UPDATE has something to lock even for a bucket's very first request.
-        period = float(bucket.rate.period)
-        interval = period / bucket.rate.limit
+        # The row is created first (if missing) so that FOR UPDATE has something to
+        # lock even for a bucket's very first request.
         cur.execute(
             "INSERT INTO rate_buckets (key, tat) VALUES (%s, %s) ON CONFLICT DO NOTHING",
             (bucket.key, now),
         )
         cur.execute("SELECT tat FROM rate_buckets WHERE key = %s FOR UPDATE", (bucket.key,))
         row = cur.fetchone()
-        tat = max(float(str(row[0])) if row else now, now)
-        new_tat = tat + interval
-        if new_tat - now > period + 1e-5:
-            retry = new_tat - period - now
-            return AdmissionResult(
-                Reason.RATE_LIMITED,
-                bucket.rule,
-                f"over the rate limit of {bucket.rate}; retry in {retry:.2f} s",
-                retry_after=retry,
-            )
-        return new_tat
+        return next_arrival(bucket, float(str(row[0])) if row else None, now)
 
     @staticmethod
     def _used(cur: PgCursor, grant: str, currency: str, since: float) -> int:
@@ -455,7 +433,7 @@ class PostgresStore(Closing):
             cur.execute("DELETE FROM idempotency_keys WHERE expires < %s", (now,))
             cur.execute(
                 "DELETE FROM spend WHERE created < %s AND state != 'reserved'",
-                (now - 2 * _WINDOW,),
+                (now - 2 * WINDOW_S,),
             )
 
     def close(self) -> None:

@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from vertex_tools._closing import Closing
-from vertex_tools.decision import Reason
 from vertex_tools.errors import ApprovalError, StoreError
 from vertex_tools.store.base import (
     Admission,
@@ -33,6 +32,7 @@ from vertex_tools.store.base import (
     PendingApprovalsFull,
     RateKey,
 )
+from vertex_tools.store.limits import WINDOW_S, next_arrival, over_window, replayed
 from vertex_tools.store.rows import approval_from_row, console_session_from_row, token_from_row
 from vertex_tools.tokens import TokenRecord
 
@@ -77,7 +77,6 @@ _SELECT_TOKENS = (
     "SELECT token_id, grant_name, public_key, verifier, created, expires, revoked, last_used "
     "FROM tokens"
 )
-_WINDOW = 86400.0
 
 
 class _Batch:
@@ -256,11 +255,7 @@ class SqliteStore(Closing):
                     (admission.token_id, admission.nonce, admission.nonce_expires),
                 )
             except sqlite3.IntegrityError:
-                return AdmissionResult(
-                    Reason.REPLAYED_REQUEST,
-                    "signature.nonce",
-                    "this signed request was already used; sign every request afresh",
-                )
+                return replayed()
         batch.used[admission.token_id] = max(now, batch.used.get(admission.token_id, now))
         new_tats: list[tuple[str, float]] = []
         for bucket in admission.rates:
@@ -270,15 +265,10 @@ class SqliteStore(Closing):
             new_tats.append((bucket.key, outcome))
         spend = admission.spend
         if spend is not None and spend.per_day is not None:
-            used = self._used(cur, spend.grant, spend.currency, now - _WINDOW)
-            if used + spend.amount > spend.per_day:
-                return AdmissionResult(
-                    Reason.SPEND_WINDOW_EXCEEDED,
-                    spend.rule,
-                    f"{spend.amount} {spend.currency} would bring the last 24 hours to "
-                    f"{used + spend.amount}, over the ceiling of {spend.per_day}",
-                    details={"used": used, "limit": spend.per_day},
-                )
+            used = self._used(cur, spend.grant, spend.currency, now - WINDOW_S)
+            refused = over_window(spend, used)
+            if refused is not None:
+                return refused
         for key, tat in new_tats:
             batch.tats[key] = tat
             batch.changed[key] = None
@@ -296,27 +286,12 @@ class SqliteStore(Closing):
     def _rate(
         cur: sqlite3.Cursor, bucket: RateKey, now: float, batch: _Batch
     ) -> AdmissionResult | float:
-        # GCRA: one stored "theoretical arrival time" per bucket; bursts up to the limit.
-        period = float(bucket.rate.period)
-        interval = period / bucket.rate.limit
         if bucket.key not in batch.tats:
             row = cur.execute(
                 "SELECT tat FROM rate_buckets WHERE key = ?", (bucket.key,)
             ).fetchone()
             batch.tats[bucket.key] = float(row[0]) if row else None
-        stored = batch.tats[bucket.key]
-        tat = max(stored if stored is not None else now, now)
-        new_tat = tat + interval
-        # Unix times near 1.8e9 carry ~0.2 us of float error; allow 10 us of slack.
-        if new_tat - now > period + 1e-5:
-            retry = new_tat - period - now
-            return AdmissionResult(
-                Reason.RATE_LIMITED,
-                bucket.rule,
-                f"over the rate limit of {bucket.rate}; retry in {retry:.2f} s",
-                retry_after=retry,
-            )
-        return new_tat
+        return next_arrival(bucket, batch.tats[bucket.key], now)
 
     @staticmethod
     def _used(cur: sqlite3.Cursor, grant: str, currency: str, since: float) -> int:
@@ -551,7 +526,7 @@ class SqliteStore(Closing):
             cur.execute("DELETE FROM nonces WHERE expires < ?", (now,))
             cur.execute("DELETE FROM idempotency_keys WHERE expires < ?", (now,))
             cur.execute(
-                "DELETE FROM spend WHERE created < ? AND state != 'reserved'", (now - 2 * _WINDOW,)
+                "DELETE FROM spend WHERE created < ? AND state != 'reserved'", (now - 2 * WINDOW_S,)
             )
 
     def close(self) -> None:
