@@ -38,3 +38,8 @@ def refused(call: Callable[[], object]) -> BrokerRefused:
     with pytest.raises(BrokerRefused) as info:
         call()
     return info.value
+
+
+def approval_id_of(error: BrokerRefused) -> str:
+    """The approval id a held request's refusal names (``approval_pending``)."""
+    return error.decision.message.split("held for a human's approval as ", 1)[1][:19]

@@ -17,7 +17,7 @@ import pytest
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 
-from tests.broker.conftest import ClientFor, refused, run
+from tests.broker.conftest import ClientFor, approval_id_of, refused, run
 from tests.conftest import Deployment, make_deployment
 from vertex_tools import BrokerClient, BrokerRefused, Effect
 from vertex_tools.audit import AuditLog, EntryKind, verify_log
@@ -148,7 +148,7 @@ def test_a_held_request_goes_through_once_after_approval(
     assert held.status == 403
     assert held.decision.effect is Effect.APPROVE
     assert held.decision.reason.value == "approval_pending"
-    approval_id = held.decision.message.split("held for a human's approval as ", 1)[1][:19]
+    approval_id = approval_id_of(held)
     assert approval_id.startswith("ap_")
     # Asking again does not make a second approval.
     again = refused(lambda: pay(500))
@@ -190,7 +190,7 @@ def test_a_denied_request_stays_refused(deployment: Deployment, client_for: Clie
         return client.post("echo", "/items", json={"to": ATTACKER}, headers=run("run-j"))
 
     held = refused(pay)
-    approval_id = held.decision.message.split("held for a human's approval as ", 1)[1][:19]
+    approval_id = approval_id_of(held)
     with deployment.admin() as admin:
         admin.approval_decide(approval_id, approve=False, note="that is not our supplier")
     denied = refused(pay)
@@ -368,7 +368,7 @@ def test_decoy_holds_past_the_cap_are_refused_and_audited(
         assert "vertex approvals list" in flood.decision.message
         assert len(deployment.upstream.received) == before, "nothing may be forwarded"
         # A request already held still finds its approval.
-        approval_id = first.decision.message.split("held for a human's approval as ", 1)[1][:19]
+        approval_id = approval_id_of(first)
         assert approval_id in refused(lambda: pay(1)).decision.message
         with deployment.admin() as admin:
             pending = admin.approval_list()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from tests.broker.conftest import ClientFor, refused, run
+from tests.broker.conftest import ClientFor, approval_id_of, refused, run
 from tests.conftest import Deployment, make_deployment
 from vertex_tools import BrokerClient, BrokerRefused, BrokerUnavailable
 from vertex_tools.demo.echo import EchoServer
@@ -45,10 +45,6 @@ def attempt(call: Callable[[], object]) -> str | None:
     except BrokerRefused as error:
         return error.decision.reason.value
     return None
-
-
-def approval_of(error: BrokerRefused) -> str:
-    return error.decision.message.split("held for a human's approval as ", 1)[1][:19]
 
 
 def read_page(client: BrokerClient, run_id: str) -> None:
@@ -352,7 +348,7 @@ def _hold_and_approve(
 ) -> tuple[str, int]:
     held = refused(send)
     assert held.decision.reason.value == "approval_pending"
-    approval_id = approval_of(held)
+    approval_id = approval_id_of(held)
     with deployment.admin() as admin:
         admin.approval_decide(approval_id, approve=True, note="checked the amount: 500")
     return approval_id, len(deployment.upstream.received)
@@ -741,7 +737,7 @@ def test_approvals_show_does_not_let_a_body_rewrite_the_terminal(
     body = f"to={ATTACKER}&memo=\x1b[2K\r    to=acct_ours_42&amount=500".encode()
     headers = {**run("rv-show"), "Content-Type": "application/x-www-form-urlencoded"}
     held = refused(lambda: client.post("echo", "/items", content=body, headers=headers))
-    approval_id = approval_of(held)
+    approval_id = approval_id_of(held)
     result = CliRunner().invoke(
         cli,
         ["--home", str(deployment.home.root), "approvals", "show", approval_id],
@@ -776,7 +772,7 @@ def test_approvals_show_says_when_it_does_not_show_the_whole_body(
         body = b"to=acct_ours_42&amount=500&pad=" + b"x" * 70_000 + f"&to={ATTACKER}".encode()
         headers = {**run("rv-trunc"), "Content-Type": "application/x-www-form-urlencoded"}
         held = refused(lambda: client.post("echo", "/items", content=body, headers=headers))
-        approval_id = approval_of(held)
+        approval_id = approval_id_of(held)
     finally:
         client.close()
     with made.admin() as admin:

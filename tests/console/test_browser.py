@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Dialog, Page, expect
 
-from tests.broker.conftest import run
+from tests.broker.conftest import approval_id_of, run
 from tests.conftest import Deployment
 from tests.console.conftest import login_link, screenshot, vertex
 from vertex_tools import BrokerRefused
@@ -93,7 +93,7 @@ def test_approve_a_held_request_and_the_retry_passes(
     with pytest.raises(BrokerRefused) as held:
         pay()
     assert held.value.decision.reason.value == "approval_pending"
-    approval_id = held.value.decision.message.split("approval as ", 1)[1][:19]
+    approval_id = approval_id_of(held.value)
 
     page.click("nav >> text=Approvals")
     pending = page.locator("#pending")

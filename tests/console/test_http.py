@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.broker.conftest import run
+from tests.broker.conftest import approval_id_of, run
 from tests.conftest import Deployment
 from tests.console.conftest import (
     client,
@@ -231,7 +231,7 @@ def test_a_held_request_is_shown_exactly_and_escaped(
     agent.get("echo", "/pages/evil", headers=run("r1"))
     with pytest.raises(BrokerRefused) as held:
         agent.post("echo", "/items", json={"to": ATTACKER, "amount": 700}, headers=run("r1"))
-    approval_id = held.value.decision.message.split("approval as ", 1)[1][:19]
+    approval_id = approval_id_of(held.value)
     listing = operator.get("/console/approvals").text
     assert approval_id in listing
     page = operator.get(f"/console/approvals/{approval_id}").text

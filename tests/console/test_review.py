@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.audit.conftest import attacker, fill
-from tests.broker.conftest import run
+from tests.broker.conftest import approval_id_of, run
 from tests.conftest import Deployment
 from tests.console.conftest import (
     client,
@@ -233,7 +233,7 @@ def test_a_repeated_form_field_is_refused_not_guessed(
     with pytest.raises(BrokerRefused) as held:
         agent.post("echo", "/items", json={"to": "acct_twice", "amount": 5}, headers=run("twice"))
     agent.close()
-    approval_id = held.value.decision.message.split("approval as ", 1)[1][:19]
+    approval_id = approval_id_of(held.value)
     csrf = csrf_of(operator.get(f"/console/approvals/{approval_id}").text)
     body = urlencode([("csrf", csrf), ("decision", "deny"), ("decision", "approve")])
     answer = operator.post(
@@ -405,7 +405,7 @@ def test_a_denial_note_is_escaped(
     with pytest.raises(BrokerRefused) as held:
         agent.post("echo", "/items", json={"to": "acct_note", "amount": 5}, headers=run("note"))
     agent.close()
-    approval_id = held.value.decision.message.split("approval as ", 1)[1][:19]
+    approval_id = approval_id_of(held.value)
     csrf = csrf_of(operator.get(f"/console/approvals/{approval_id}").text)
     decided = post(
         operator,

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.broker.conftest import run
+from tests.broker.conftest import approval_id_of, run
 from tests.console.conftest import csrf_of, post
 from tests.providers.stripe.standin import STRIPE_KEY, LocalStripe, StripeData
 from vertex_tools import BrokerRefused
@@ -103,7 +103,7 @@ def test_a_held_refund_shows_amount_charge_and_source_and_passes_once_approved(
     with pytest.raises(BrokerRefused) as held:
         agent.post("stripe", "/v1/refunds", data=refund, headers=run("refund-run"))
     assert held.value.decision.reason.value == "approval_pending"
-    approval_id = held.value.decision.message.split("approval as ", 1)[1][:19]
+    approval_id = approval_id_of(held.value)
 
     listing = operator.get("/console/approvals").text
     assert approval_id in listing and "1234 usd" in listing
