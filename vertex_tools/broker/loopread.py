@@ -84,8 +84,9 @@ class LoopReader:
     def token_and_secret(
         self, token_id: str, name: str | None
     ) -> tuple[TokenRecord | None, SecretValue | None]:
-        """:meth:`token`, and :meth:`secret` of ``name`` (None: no upstream), in one
-        read when a value is remembered; ``Fallback`` if SQLite would have to wait."""
+        """:meth:`token`, and the value of vault entry ``name`` (None: no upstream) if it
+        was opened from the row stored now (None: not remembered, or the row changed,
+        and then it is forgotten); one read. ``Fallback`` if SQLite would have to wait."""
         kept = self._secrets.get(name) if name is not None else None
         if name is None or kept is None:
             return self.token(token_id), None
@@ -103,16 +104,6 @@ class LoopReader:
         """What the vault entry ``name`` is stored as now (None: no such entry)."""
         rows = self._read(_VAULT_ROW, name)
         return rows[0] if rows else None
-
-    def secret(self, name: str) -> SecretValue | None:
-        """The entry's value if it was opened from the row stored now; else None."""
-        kept = self._secrets.get(name)
-        if kept is None:
-            return None
-        if self.stamp(name) != kept[0]:
-            del self._secrets[name]
-            return None
-        return kept[1]
 
     def keep(self, name: str, before: RowStamp | None, value: SecretValue) -> None:
         """Remember ``value``, opened on the database thread, if the row read before that
